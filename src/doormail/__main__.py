@@ -1,0 +1,5 @@
+"""`python -m doormail`: the same as the `doormail` command."""
+
+from doormail.cli import main
+
+main()

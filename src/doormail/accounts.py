@@ -1,0 +1,97 @@
+"""The admin account and the API tokens: how a caller proves who it is. Passwords are kept only
+as Argon2id hashes; tokens only as their SHA-256 (they are random, so a fast hash suffices)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Engine, delete, insert, select, update
+
+from doormail.store import tables
+
+ADMIN = "admin"
+_hasher = PasswordHasher()
+
+
+class Accounts:
+    """Checks credentials. A verified password is remembered (as a keyed digest, in memory) so
+    that an integration using HTTP Basic does not pay for Argon2 on every request."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[str, bytes] = {}
+
+    def ensure_admin(self, password: str | None) -> str | None:
+        """Create the admin account at first start. Returns the generated password when one was
+        made (to be printed once), None when the account exists or a password was given."""
+        with self._engine.connect() as connection:
+            exists = connection.execute(
+                select(tables.accounts.c.name).where(tables.accounts.c.name == ADMIN)
+            ).first()
+        if exists:
+            return None
+        generated = None if password else secrets.token_urlsafe(12)
+        with self._engine.begin() as connection:
+            connection.execute(
+                insert(tables.accounts).values(
+                    name=ADMIN, password_hash=_hasher.hash(password or str(generated))
+                )
+            )
+        return generated
+
+    def set_password(self, name: str, password: str) -> None:
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(tables.accounts)
+                .where(tables.accounts.c.name == name)
+                .values(password_hash=_hasher.hash(password))
+            )
+        self._verified.pop(name, None)
+
+    def check_password(self, name: str, password: str) -> bool:
+        digest = hmac.new(self._key, f"{name}\0{password}".encode(), "sha256").digest()
+        with self._engine.connect() as connection:
+            stored = connection.execute(
+                select(tables.accounts.c.password_hash).where(tables.accounts.c.name == name)
+            ).scalar()
+        if stored is None:
+            _hasher.hash(password)  # same cost for unknown names: no user enumeration by timing
+            return False
+        cached = self._verified.get(f"{name}\0{stored}")
+        if cached is not None and hmac.compare_digest(cached, digest):
+            return True
+        try:
+            _hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+        self._verified[f"{name}\0{stored}"] = digest
+        return True
+
+    def create_token(self, name: str) -> str:
+        """A new bearer token under `name` (replacing an older one of that name), shown once."""
+        token = "dm_" + secrets.token_urlsafe(32)
+        with self._engine.begin() as connection:
+            connection.execute(delete(tables.tokens).where(tables.tokens.c.name == name))
+            connection.execute(
+                insert(tables.tokens).values(
+                    name=name, token_hash=_token_hash(token), created_at=time.time()
+                )
+            )
+        return token
+
+    def check_token(self, token: str) -> str | None:
+        """The token's name, or None when no such token exists."""
+        with self._engine.connect() as connection:
+            return connection.execute(
+                select(tables.tokens.c.name).where(tables.tokens.c.token_hash == _token_hash(token))
+            ).scalar()
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,60 @@
+"""Wires the stages into a running service: storage, settings, accounts, certificates, the
+pipeline and the delivery worker. Nothing here decides or delivers; it only connects."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from doormail.accounts import Accounts
+from doormail.store import open_engine, upgrade
+from doormail.store.engine import sqlite_url
+from doormail.store.settings_store import SettingsStore
+
+DEFAULT_DATA = "./doormail-data"
+DEFAULT_LISTEN = "127.0.0.1:8480"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where the service keeps its files and which database it uses."""
+
+    data_dir: Path
+    database_url: str
+
+    @classmethod
+    def resolve(cls, data_dir: str | None = None, database_url: str | None = None) -> Paths:
+        data = Path(data_dir or os.environ.get("DOORMAIL_DATA") or DEFAULT_DATA)
+        url = database_url or os.environ.get("DOORMAIL_DATABASE_URL") or sqlite_url(data)
+        return cls(data_dir=data, database_url=url)
+
+
+@dataclass
+class Service:
+    """Everything a running doormail holds, built once from its paths and handed around."""
+
+    paths: Paths
+    engine: Engine
+    settings: SettingsStore
+    accounts: Accounts
+    # Long-running coroutines (the delivery worker, camera capture, event sources) that the web
+    # application starts with itself and cancels when it stops.
+    runners: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+
+
+def build_service(paths: Paths) -> Service:
+    """Open (and migrate) the database and build the service's parts."""
+    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(paths.database_url)
+    upgrade(engine)
+    return Service(
+        paths=paths,
+        engine=engine,
+        settings=SettingsStore(engine),
+        accounts=Accounts(engine),
+    )

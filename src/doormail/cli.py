@@ -1,0 +1,124 @@
+"""The `doormail` command: each subcommand a thin call into the service's parts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from doormail import settings as model
+from doormail.app import DEFAULT_LISTEN, Paths, Service, build_service
+
+cli = typer.Typer(
+    help="E-mail notifications for door stations and IP intercoms.", no_args_is_help=True
+)
+config_cli = typer.Typer(help="The whole configuration as JSON (secrets left out of exports).")
+token_cli = typer.Typer(help="API tokens for integrations (Authorization: Bearer TOKEN).")
+cli.add_typer(config_cli, name="config")
+cli.add_typer(token_cli, name="token")
+
+console = Console()
+errors = Console(stderr=True)
+
+DataOption = Annotated[
+    str | None,
+    typer.Option("--data", help="data folder (default ./doormail-data or $DOORMAIL_DATA)"),
+]
+DatabaseOption = Annotated[
+    str | None, typer.Option("--database", help="database URL (default SQLite in the data folder)")
+]
+
+
+def _service(data: str | None, database: str | None = None) -> Service:
+    return build_service(Paths.resolve(data, database))
+
+
+def _fail(message: str) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """HOST:PORT (IPv6 hosts in brackets) as a (host, port) pair."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--listen must be HOST:PORT, got {listen!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+@cli.command()
+def serve(
+    data: DataOption = None,
+    listen: Annotated[
+        str | None, typer.Option("--listen", help="HOST:PORT (default 127.0.0.1:8480)")
+    ] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Run the HTTP API, the web UI and the delivery worker in one process."""
+    import uvicorn
+
+    from doormail.web.app import create_app
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        host, port = parse_listen(listen or os.environ.get("DOORMAIL_LISTEN") or DEFAULT_LISTEN)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    service = _service(data, database)
+    generated = service.accounts.ensure_admin(os.environ.get("DOORMAIL_ADMIN_PASSWORD"))
+    if generated:
+        console.print(
+            f"Created the admin account. User [bold]admin[/bold], password [bold]{generated}[/bold]"
+            " (shown only this once)."
+        )
+    console.print(f"doormail listening on http://{host}:{port}/ (data: {service.paths.data_dir})")
+    sys.stdout.flush()
+    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+
+
+@config_cli.command("export")
+def config_export(data: DataOption = None, database: DatabaseOption = None) -> None:
+    """Print the configuration as JSON; secrets are left out."""
+    print(json.dumps(_service(data, database).settings.load().exported(), indent=2))
+
+
+@config_cli.command("import")
+def config_import(
+    file: Annotated[Path, typer.Argument(help="a JSON file as made by config export")],
+    data: DataOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Replace the configuration with FILE; secrets not in the file keep their values."""
+    try:
+        document: Any = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _fail(f"cannot read {file}: {error}") from None
+    service = _service(data, database)
+    try:
+        updated = model.apply_replace(service.settings.load(), document)
+    except model.SettingsError as error:
+        raise _fail(f"{error.field}: {error.message} (nothing was changed)") from None
+    service.settings.save(updated)
+    console.print(f"configuration imported from {file}")
+
+
+@token_cli.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="what the token is for, e.g. door-1")],
+    data: DataOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Create an API token and print it once (a token of the same name is replaced)."""
+    print(_service(data, database).accounts.create_token(name))
+
+
+def main() -> None:
+    cli()

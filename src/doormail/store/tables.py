@@ -1,0 +1,110 @@
+"""The tables, in SQLAlchemy Core. Times are UNIX seconds (floats): the same on SQLite and
+PostgreSQL, and cheap to compare in the outbox's claim query."""
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("password_hash", String(256), nullable=False),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("slot", String(16), primary_key=True),
+    Column("certificate", Text, nullable=False),
+    Column("private_key", Text, nullable=False, default=""),
+    Column("updated_at", Float, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("name", Text, nullable=False, default=""),
+    Column("email", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+)
+
+# Every number, card, Bluetooth ID and fingerprint ID of a user, one row each, so that an event
+# finds its user through an index. `suffix` holds the last 6 characters of a card for the Wiegand
+# rule (IDs of different lengths match on their common tail of at least 6 characters).
+user_identifiers = Table(
+    "user_identifiers",
+    metadata,
+    Column("user_id", String(128), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("value", String(256), nullable=False),
+    Column("suffix", String(16), nullable=False, default=""),
+    Column("position", Integer, nullable=False, default=0),
+    Index("ix_user_identifiers_kind_value", "kind", "value"),
+    Index("ix_user_identifiers_kind_suffix", "kind", "suffix"),
+    Index("ix_user_identifiers_user", "user_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(256), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("received_at", Float, nullable=False),
+    Column("result", Text, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("event_id", String(256), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("recipient", String(512), nullable=False),
+    Column("sender", String(512), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("message", LargeBinary, nullable=False),
+    Column("message_id", String(512), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("deliver_by", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("sent_at", Float),
+    Column("last_error", Text),
+    Column("smtp_reply", Text),
+    Column("lease_owner", String(128)),
+    Column("lease_until", Float),
+    UniqueConstraint("event_id", "recipient", name="uq_outbox_event_recipient"),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+    Index("ix_outbox_created", "created_at"),
+)

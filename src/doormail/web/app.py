@@ -1,0 +1,45 @@
+"""Builds the FastAPI application for a Service: error handling, authentication on every
+router, and /healthz as the only open route."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import JSONResponse
+
+from doormail.app import Service
+from doormail.web import api_config, errors
+from doormail.web.security import FailureThrottle, authenticate
+
+# Each router module registers itself here; every one of them needs authentication.
+PROTECTED_ROUTERS: list[APIRouter] = [api_config.router]
+
+
+def create_app(service: Service) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(runner()) for runner in service.runners]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    app = FastAPI(
+        title="doormail", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
+    app.state.service = service
+    app.state.throttle = FailureThrottle()
+    errors.install(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    for router in PROTECTED_ROUTERS:
+        app.include_router(router, dependencies=[Depends(authenticate)])
+    return app

@@ -1,0 +1,84 @@
+"""Authentication for every route but /healthz: HTTP Basic for the admin, bearer tokens, and
+(for the web UI) a session cookie. Repeated failures from one client are slowed down."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from collections import defaultdict
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from doormail.accounts import ADMIN
+from doormail.web.state import service_of
+
+_WINDOW = 300.0
+_FREE_FAILURES = 3
+_MAX_DELAY = 8.0
+
+
+class FailureThrottle:
+    """Counts recent authentication failures per client and says how long to wait before
+    answering the next one: nothing for the first few, then doubling up to a ceiling."""
+
+    def __init__(self) -> None:
+        self._failures: dict[str, list[float]] = defaultdict(list)
+
+    def delay(self, client: str) -> float:
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(client, []) if now - t < _WINDOW]
+        self._failures[client] = recent
+        excess = len(recent) - _FREE_FAILURES
+        return 0.0 if excess < 0 else min(_MAX_DELAY, 0.25 * 2**excess)
+
+    def failed(self, client: str) -> None:
+        self._failures[client].append(time.monotonic())
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)
+
+
+def _unauthorized() -> HTTPException:
+    return HTTPException(
+        401, "authentication required", headers={"WWW-Authenticate": 'Basic realm="doormail"'}
+    )
+
+
+async def authenticate(request: Request) -> str:
+    """The caller's name; 401 (after a growing delay on repeated failures) otherwise."""
+    session_user = (
+        request.scope.get("session", {}).get("user") if "session" in request.scope else None
+    )
+    if isinstance(session_user, str):
+        return session_user
+    header = request.headers.get("authorization", "")
+    client = request.client.host if request.client else "unknown"
+    throttle: FailureThrottle = request.app.state.throttle
+    if not header:
+        raise _unauthorized()
+    name = await run_in_threadpool(_check, request, header)
+    if name is None:
+        await asyncio.sleep(throttle.delay(client))
+        throttle.failed(client)
+        raise _unauthorized()
+    throttle.succeeded(client)
+    return name
+
+
+def _check(request: Request, header: str) -> str | None:
+    accounts = service_of(request).accounts
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return accounts.check_token(value.strip())
+    if scheme.lower() == "basic":
+        try:
+            user, _, password = base64.b64decode(value.strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        if user == ADMIN and accounts.check_password(user, password):
+            return user
+    return None

@@ -1,0 +1,178 @@
+"""Shared fixtures: a service on a temporary data folder, an authenticated API client, the
+SMTP lab's coordinates, and a real `doormail serve` process for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from doormail.app import Paths, Service, build_service
+from doormail.web.app import create_app
+
+ADMIN_PASSWORD = "test-admin-password"
+
+
+def require_service(what: str) -> None:
+    """Skip (or, with DOORMAIL_REQUIRE_SERVICES=1, fail) a test whose server is absent."""
+    message = f"{what} is not available"
+    if os.environ.get("DOORMAIL_REQUIRE_SERVICES") == "1":
+        pytest.fail(message + " and DOORMAIL_REQUIRE_SERVICES=1")
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def service(data_dir: Path) -> Service:
+    built = build_service(Paths.resolve(str(data_dir)))
+    built.accounts.ensure_admin(ADMIN_PASSWORD)
+    return built
+
+
+@pytest.fixture
+def api(service: Service) -> Iterator[TestClient]:
+    """The HTTP API, logged in as admin (runs the app's lifespan, so its runners too)."""
+    with TestClient(create_app(service), auth=("admin", ADMIN_PASSWORD)) as client:
+        yield client
+
+
+@pytest.fixture
+def anonymous(service: Service) -> Iterator[TestClient]:
+    with TestClient(create_app(service)) as client:
+        yield client
+
+
+@dataclass(frozen=True)
+class Lab:
+    """The Postfix SMTP lab (../shared/lab): ports, credentials, CA and maildir."""
+
+    host: str
+    plain: int
+    starttls: int
+    tls: int
+    sink: int
+    user: str
+    password: str
+    ca: Path
+    client_cert: Path
+    client_key: Path
+    maildir: Path
+    log: Path
+
+    def delivered(self) -> list[Path]:
+        return sorted((self.maildir / "new").glob("*"))
+
+    def clear(self) -> None:
+        for path in self.delivered():
+            path.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    env = os.environ
+    if "SMTP_LAB_HOST" not in env:
+        require_service('the SMTP lab (../shared/lab/smtp-lab start; eval "$(smtp-lab env)")')
+    found = Lab(
+        host=env["SMTP_LAB_HOST"],
+        plain=int(env["SMTP_LAB_PORT_PLAIN"]),
+        starttls=int(env["SMTP_LAB_PORT_STARTTLS"]),
+        tls=int(env["SMTP_LAB_PORT_TLS"]),
+        sink=int(env["SMTP_LAB_PORT_SINK"]),
+        user=env["SMTP_LAB_USER"],
+        password=env["SMTP_LAB_PASSWORD"],
+        ca=Path(env["SMTP_LAB_CA"]),
+        client_cert=Path(env["SMTP_LAB_CLIENT_CERT"]),
+        client_key=Path(env["SMTP_LAB_CLIENT_KEY"]),
+        maildir=Path(env["SMTP_LAB_MAILDIR"]),
+        log=Path(env["SMTP_LAB_LOG"]),
+    )
+    try:
+        socket.create_connection((found.host, found.plain), timeout=2).close()
+    except OSError:
+        require_service(f"the SMTP lab on {found.host}:{found.plain}")
+    return found
+
+
+@dataclass
+class RunningService:
+    """A real `doormail serve` process on a free port."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    data_dir: Path
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, auth=("admin", ADMIN_PASSWORD), timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_serve(
+    data_dir: Path, port: int | None = None, env: dict[str, str] | None = None
+) -> RunningService:
+    """Start `doormail serve` and wait until /healthz answers."""
+    port = port or free_port()
+    process_env = {**os.environ, "DOORMAIL_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "doormail",
+            "serve",
+            "--data",
+            str(data_dir),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        env=process_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"doormail serve exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return RunningService(process, url, data_dir)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("doormail serve did not become ready within 30 s")
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[RunningService]:
+    served = start_serve(tmp_path / "served")
+    try:
+        yield served
+    finally:
+        served.stop()
