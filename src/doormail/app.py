@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from doormail.accounts import Accounts
+from doormail.camera import NoCamera
 from doormail.store import open_engine, upgrade
 from doormail.store.engine import sqlite_url
 from doormail.store.settings_store import SettingsStore
@@ -42,6 +43,7 @@ class Service:
     engine: Engine
     settings: SettingsStore
     accounts: Accounts
+    camera: NoCamera
     # Long-running coroutines (the delivery worker, camera capture, event sources) that the web
     # application starts with itself and cancels when it stops.
     runners: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
@@ -57,4 +59,5 @@ def build_service(paths: Paths) -> Service:
         engine=engine,
         settings=SettingsStore(engine),
         accounts=Accounts(engine),
+        camera=NoCamera(),
     )
