@@ -24,7 +24,11 @@ def na_image(width: int = 640, height: int = 480, when: datetime | None = None) 
 
 
 def _centered(
-    draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont, width: int, middle_y: int
+    draw: ImageDraw.ImageDraw,
+    text: str,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    width: int,
+    middle_y: int,
 ) -> None:
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     x = (width - (right - left)) // 2 - left
