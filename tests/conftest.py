@@ -3,6 +3,7 @@ SMTP lab's coordinates, and a real `doormail serve` process for end-to-end tests
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
@@ -30,6 +31,12 @@ def require_service(what: str) -> None:
     pytest.skip(message)
 
 
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    """The Authorization header of HTTP Basic authentication."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -51,7 +58,7 @@ def service(data_dir: Path) -> Service:
 @pytest.fixture
 def api(service: Service) -> Iterator[TestClient]:
     """The HTTP API, logged in as admin (runs the app's lifespan, so its runners too)."""
-    with TestClient(create_app(service), auth=("admin", ADMIN_PASSWORD)) as client:
+    with TestClient(create_app(service), headers=basic_auth("admin", ADMIN_PASSWORD)) as client:
         yield client
 
 

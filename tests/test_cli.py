@@ -1,0 +1,75 @@
+"""The `doormail` command's configuration and token subcommands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from doormail.app import Paths, build_service
+from doormail.cli import cli, parse_listen
+
+runner = CliRunner()
+
+
+def test_config_export_leaves_secrets_out(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    service = build_service(Paths.resolve(data))
+    from doormail.settings import apply_patch
+
+    service.settings.save(apply_patch(service.settings.load(), {"smtp": {"password": "hunter2"}}))
+    result = runner.invoke(cli, ["config", "export", "--data", data])
+    assert result.exit_code == 0, result.output
+    exported = json.loads(result.stdout)
+    assert "password" not in exported["smtp"]
+    assert "hunter2" not in result.stdout
+
+
+def test_config_import_replaces_the_configuration(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    source = tmp_path / "config.json"
+    source.write_text(json.dumps({"device": {"name": "Gate 2"}, "smtp": {"port": 587}}))
+    result = runner.invoke(cli, ["config", "import", str(source), "--data", data])
+    assert result.exit_code == 0, result.output
+    loaded = build_service(Paths.resolve(data)).settings.load()
+    assert loaded.device.name == "Gate 2"
+    assert loaded.smtp.port == 587
+
+
+def test_config_import_of_a_bad_file_names_the_field_and_changes_nothing(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    source = tmp_path / "config.json"
+    source.write_text(json.dumps({"device": {"name": "Gate 2"}, "smtp": {"port": 0}}))
+    result = runner.invoke(cli, ["config", "import", str(source), "--data", data])
+    assert result.exit_code == 1
+    assert "smtp.port" in result.output
+    assert build_service(Paths.resolve(data)).settings.load().device.name == "doormail"
+
+
+def test_config_import_of_a_file_that_is_not_json_is_a_clear_error(tmp_path: Path) -> None:
+    source = tmp_path / "config.json"
+    source.write_text("{")
+    result = runner.invoke(cli, ["config", "import", str(source), "--data", str(tmp_path / "d")])
+    assert result.exit_code == 1
+    assert "cannot read" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_token_create_prints_a_token_that_works(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    result = runner.invoke(cli, ["token", "create", "door-1", "--data", data])
+    assert result.exit_code == 0
+    token = result.stdout.strip()
+    assert build_service(Paths.resolve(data)).accounts.check_token(token) == "door-1"
+
+
+def test_listen_is_host_and_port() -> None:
+    assert parse_listen("0.0.0.0:8480") == ("0.0.0.0", 8480)
+    assert parse_listen("[::1]:9000") == ("::1", 9000)
+    for bad in ("8480", "host:", "host:99999", "host:http"):
+        try:
+            parse_listen(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} was accepted")
