@@ -83,6 +83,17 @@ events = Table(
     Column("result", Text, nullable=False),
 )
 
+# Calls still ringing: a call's snapshots span from its ringing to its end, and the ringing and
+# the end arrive as two events (call_id is the intercom's, so it is unique per device only).
+calls = Table(
+    "calls",
+    metadata,
+    Column("device", String(256), primary_key=True),
+    Column("call_id", String(256), primary_key=True),
+    Column("ringing_at", Float, nullable=False),
+    Index("ix_calls_ringing_at", "ringing_at"),
+)
+
 outbox = Table(
     "outbox",
     metadata,
