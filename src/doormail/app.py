@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from doormail.accounts import Accounts
 from doormail.camera import NoCamera
+from doormail.certificates import Certificates
 from doormail.store import open_engine, upgrade
 from doormail.store.engine import sqlite_url
 from doormail.store.settings_store import SettingsStore
@@ -44,6 +45,7 @@ class Service:
     settings: SettingsStore
     accounts: Accounts
     camera: NoCamera
+    certificates: Certificates
     # Long-running coroutines (the delivery worker, camera capture, event sources) that the web
     # application starts with itself and cancels when it stops.
     runners: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
@@ -54,10 +56,14 @@ def build_service(paths: Paths) -> Service:
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     engine = open_engine(paths.database_url)
     upgrade(engine)
+    settings = SettingsStore(engine)
+    certificates = Certificates(engine, paths.data_dir)
+    certificates.ensure_self_signed(settings.load().device.name)
     return Service(
         paths=paths,
         engine=engine,
-        settings=SettingsStore(engine),
+        settings=settings,
         accounts=Accounts(engine),
         camera=NoCamera(),
+        certificates=certificates,
     )
