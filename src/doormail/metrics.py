@@ -1,0 +1,89 @@
+"""The Prometheus collectors of one service, in a registry of its own (no globals): events
+received, mails queued/sent/failed/expired, delivery latency, and the outbox depth read at
+scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# From a mail that leaves at once (milliseconds) to one that waited out a long outage (a day).
+LATENCY_BUCKETS = (
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    21600.0,
+    86400.0,
+)
+
+
+class _OutboxDepth(Collector):
+    """`doormail_outbox_depth{status=...}`, counted from the outbox when scraped, so it is right
+    even with several processes sharing one outbox."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "doormail_outbox_depth", "Outbox entries by status", labels=["status"]
+        )
+        for status, count in self._counts().items():
+            family.add_metric([status], count)
+        yield family
+
+
+class Metrics:
+    """Every collector the service updates; `render()` is the body of `GET /metrics`."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.events_received = Counter(
+            "doormail_events_received",
+            "Events received, by type",
+            ["type"],
+            registry=self.registry,
+        )
+        self.mails_queued = self._mail_counter("queued", "Mails put into the outbox")
+        self.mails_sent = self._mail_counter("sent", "Mails the SMTP server accepted")
+        self.mails_failed = self._mail_counter("failed", "Mails refused for good (5xx)")
+        self.mails_expired = self._mail_counter("expired", "Mails whose deliver_in ran out")
+        self.delivery_seconds = Histogram(
+            "doormail_delivery_seconds",
+            "Seconds from entering the outbox to being accepted by the SMTP server",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._depth: _OutboxDepth | None = None
+
+    def _mail_counter(self, what: str, documentation: str) -> Counter:
+        return Counter(
+            f"doormail_mails_{what}", f"{documentation}, by kind", ["kind"], registry=self.registry
+        )
+
+    def watch_outbox(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """Report the outbox depth from `counts` (e.g. `Outbox.counts`) on every scrape."""
+        if self._depth is not None:
+            self.registry.unregister(self._depth)
+        self._depth = _OutboxDepth(counts)
+        self.registry.register(self._depth)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
