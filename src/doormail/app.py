@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from doormail.accounts import Accounts
 from doormail.camera import NoCamera
 from doormail.certificates import Certificates
+from doormail.directory import Directory
 from doormail.store import open_engine, upgrade
 from doormail.store.engine import sqlite_url
 from doormail.store.settings_store import SettingsStore
@@ -46,6 +47,7 @@ class Service:
     accounts: Accounts
     camera: NoCamera
     certificates: Certificates
+    directory: Directory
     # Long-running coroutines (the delivery worker, camera capture, event sources) that the web
     # application starts with itself and cancels when it stops.
     runners: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
@@ -66,4 +68,5 @@ def build_service(paths: Paths) -> Service:
         accounts=Accounts(engine),
         camera=NoCamera(),
         certificates=certificates,
+        directory=Directory(engine),
     )

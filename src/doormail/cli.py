@@ -22,6 +22,10 @@ config_cli = typer.Typer(help="The whole configuration as JSON (secrets left out
 token_cli = typer.Typer(help="API tokens for integrations (Authorization: Bearer TOKEN).")
 cli.add_typer(config_cli, name="config")
 cli.add_typer(token_cli, name="token")
+users_cli = typer.Typer(
+    help="The users list as CSV: id,name,email,numbers,cards,bluetooth,fingerprints."
+)
+cli.add_typer(users_cli, name="users")
 
 console = Console()
 errors = Console(stderr=True)
@@ -118,6 +122,106 @@ def token_create(
 ) -> None:
     """Create an API token and print it once (a token of the same name is replaced)."""
     print(_service(data, database).accounts.create_token(name))
+
+
+@users_cli.command("import")
+def users_import(
+    file: Annotated[Path, typer.Argument(help="CSV with a header line; lists separated by ;")],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="delete the users that are not in FILE")
+    ] = False,
+    data: DataOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Create or replace the users in FILE: all or nothing, every bad line reported."""
+    from doormail.directory import CsvError
+
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise _fail(f"cannot read {file}: {error}") from None
+    try:
+        count = _service(data, database).directory.import_csv(text, replace_all=replace)
+    except CsvError as error:
+        for problem in error.problems:
+            errors.print(f"{file}:{problem.line}: {problem.column}: {problem.message}")
+        raise _fail(f"{len(error.problems)} bad line(s); nothing was imported") from None
+    console.print(f"{count} user(s) imported from {file}")
+
+
+@users_cli.command("export")
+def users_export(data: DataOption = None, database: DatabaseOption = None) -> None:
+    """Print the users list as CSV."""
+    sys.stdout.write(_service(data, database).directory.export_csv())
+
+
+def event_fields(args: list[str]) -> dict[str, Any]:
+    """`--field value` pairs as an event's fields: "true"/"false" become booleans, a repeated
+    field a list (`--called 101 --called 102`), dashes in names underscores."""
+    fields: dict[str, Any] = {}
+    rest = list(args)
+    while rest:
+        option = rest.pop(0)
+        name, equals, value = option.removeprefix("--").partition("=")
+        if not option.startswith("--") or not name:
+            raise ValueError(f"expected --FIELD VALUE, got {option!r}")
+        if not equals:
+            if not rest:
+                raise ValueError(f"--{name} needs a value")
+            value = rest.pop(0)
+        key = name.replace("-", "_")
+        converted = {"true": True, "false": False}.get(value.lower(), value)
+        if key in fields:
+            previous = fields[key]
+            fields[key] = [*(previous if isinstance(previous, list) else [previous]), converted]
+        else:
+            fields[key] = converted
+    return fields
+
+
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def event(
+    context: typer.Context,
+    event_type: Annotated[
+        str, typer.Argument(metavar="TYPE", help="call.ringing, call.ended, access, ...")
+    ],
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="the running service (default http://$DOORMAIL_LISTEN)"),
+    ] = None,
+    data: DataOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Post one event to the running service, e.g.
+    `doormail event call.ended --called 101 --answered false`."""
+    import httpx
+
+    try:
+        body = {"type": event_type, **event_fields(context.args)}
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    base = url or "http://" + (os.environ.get("DOORMAIL_LISTEN") or DEFAULT_LISTEN)
+    token = os.environ.get("DOORMAIL_TOKEN") or _service(data, database).accounts.create_token(
+        "cli"
+    )
+    try:
+        reply = httpx.post(
+            base.rstrip("/") + "/api/events",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
+    except httpx.HTTPError as error:
+        raise _fail(
+            f"cannot reach doormail at {base}: {error} (is doormail serve running?)"
+        ) from None
+    if reply.status_code >= 400:
+        problem = (
+            reply.json().get("error", {}) if "json" in reply.headers.get("content-type", "") else {}
+        )
+        where = f"{problem['field']}: " if problem.get("field") else ""
+        raise _fail(where + str(problem.get("message", reply.text)))
+    print(json.dumps(reply.json(), indent=2))
 
 
 def main() -> None:

@@ -11,11 +11,15 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from doormail.app import Service
-from doormail.web import api_certificates, api_config, errors
+from doormail.web import api_certificates, api_config, api_users, errors
 from doormail.web.security import FailureThrottle, authenticate
 
 # Each router module registers itself here; every one of them needs authentication.
-PROTECTED_ROUTERS: list[APIRouter] = [api_config.router, api_certificates.router]
+PROTECTED_ROUTERS: list[APIRouter] = [
+    api_config.router,
+    api_certificates.router,
+    api_users.router,
+]
 
 
 def create_app(service: Service) -> FastAPI:
