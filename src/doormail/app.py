@@ -14,7 +14,10 @@ from sqlalchemy import Engine
 from doormail.accounts import Accounts
 from doormail.camera import NoCamera
 from doormail.certificates import Certificates
+from doormail.delivery.worker import DeliveryWorker
 from doormail.directory import Directory
+from doormail.metrics import Metrics
+from doormail.outbox import Outbox
 from doormail.store import open_engine, upgrade
 from doormail.store.engine import sqlite_url
 from doormail.store.settings_store import SettingsStore
@@ -48,6 +51,9 @@ class Service:
     camera: NoCamera
     certificates: Certificates
     directory: Directory
+    metrics: Metrics
+    outbox: Outbox
+    worker: DeliveryWorker
     # Long-running coroutines (the delivery worker, camera capture, event sources) that the web
     # application starts with itself and cancels when it stops.
     runners: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
@@ -61,7 +67,11 @@ def build_service(paths: Paths) -> Service:
     settings = SettingsStore(engine)
     certificates = Certificates(engine, paths.data_dir)
     certificates.ensure_self_signed(settings.load().device.name)
-    return Service(
+    metrics = Metrics()
+    outbox = Outbox(engine, metrics=metrics)
+    metrics.watch_outbox(outbox.counts)
+    worker = DeliveryWorker(outbox, lambda: settings.load().smtp, certificates.tls_context)
+    service = Service(
         paths=paths,
         engine=engine,
         settings=settings,
@@ -69,4 +79,9 @@ def build_service(paths: Paths) -> Service:
         camera=NoCamera(),
         certificates=certificates,
         directory=Directory(engine),
+        metrics=metrics,
+        outbox=outbox,
+        worker=worker,
     )
+    service.runners.append(worker.run)
+    return service

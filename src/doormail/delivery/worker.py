@@ -1,0 +1,267 @@
+"""The delivery worker: drains the outbox through one SMTP session at a time. It wakes when mail
+is committed (`notify()`) and on a short poll (mail queued by other processes, retries coming
+due), claims due mail under a lease, sends it over one reused connection and records what the
+server said. It decides nothing about events and never builds a message."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from doormail.delivery.session import (
+    AccessToken,
+    DeliveryError,
+    SmtpSession,
+    TemporaryDeliveryError,
+)
+from doormail.outbox import Claimed, Outbox, Outcome
+from doormail.settings import Smtp
+
+log = logging.getLogger("doormail.delivery")
+
+# Stages before any message is handed over: a failure there is the session's, not a message's
+# (Postfix's "site" failures), so every mail waiting for this server shares it.
+SESSION_STAGES = frozenset({"resolving", "connecting", "tls", "ehlo", "auth"})
+# Stages where a dropped connection means the message never left: safe to send it again at once
+# on a new connection (the server closed an idle connection, or after its previous 250).
+BEFORE_MESSAGE_STAGES = frozenset({"rset", "mail"})
+
+TlsContextFactory = Callable[[Smtp], ssl.SSLContext]
+
+
+def worker_name() -> str:
+    """Who holds a lease: the host and process, unique per worker."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How much the worker takes at once and how long it may hold it."""
+
+    batch: int = 100
+    lease_seconds: float = 120.0
+    poll_interval: float = 1.0
+    timeout: float = 30.0
+
+
+class _Recorder:
+    """Saves outcomes in the background while the next mail is being sent: whatever arrived
+    during one commit goes into the next (a group commit), so a fast server is not held up by
+    the disk, and one lone mail is recorded at once."""
+
+    def __init__(self, outbox: Outbox, owner: str) -> None:
+        self._outbox = outbox
+        self._owner = owner
+        self._pending: list[Outcome] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        self._pending.append(outcome)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await asyncio.to_thread(self._outbox.record, batch, owner=self._owner)
+            except Exception:
+                # The mail stays `sending`; when the lease runs out it is claimed and sent again
+                # (a duplicate is better than a loss).
+                log.exception("could not record the outcome of %d mails", len(batch))
+
+    async def finish(self) -> None:
+        """Wait until every outcome so far is saved, even when the caller is being cancelled."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+
+class DeliveryWorker:
+    """One worker; `run()` goes into the service's runners, `notify()` is called after an
+    enqueue commits."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        smtp_settings: Callable[[], Smtp],
+        tls_context: TlsContextFactory,
+        *,
+        options: WorkerOptions | None = None,
+        owner: str | None = None,
+        access_token: AccessToken | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self._smtp_settings = smtp_settings
+        self._tls_context = tls_context
+        self.options = options or WorkerOptions()
+        self.owner = owner or worker_name()
+        self._access_token = access_token
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def notify(self) -> None:
+        """Wake the worker now; callable from any thread (FastAPI runs `def` routes in a pool)."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            wake.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                loop.call_soon_threadsafe(wake.set)
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = wake = asyncio.Event()
+        while True:
+            wake.clear()
+            try:
+                await self.drain()
+                pause = await asyncio.to_thread(self._pause)
+            except Exception:
+                log.exception("delivery round failed; trying again shortly")
+                pause = self.options.poll_interval
+            if not wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), pause)
+
+    def _pause(self) -> float:
+        due = self.outbox.next_due()
+        pause = self.options.poll_interval
+        if due is not None:
+            pause = min(pause, max(due - time.time(), 0.0))
+        return pause
+
+    async def drain(self) -> int:
+        """Send everything due now; returns how many mails were attempted. Mail waiting past its
+        deadline is expired afterwards (after its last attempt, when the worker runs)."""
+        smtp = await asyncio.to_thread(self._smtp_settings)
+        attempted = 0
+        if smtp.enabled:
+            attempted = await self._drain_enabled(smtp)
+        await asyncio.to_thread(self.outbox.expire_overdue)
+        return attempted
+
+    async def _drain_enabled(self, smtp: Smtp) -> int:
+        recorder = _Recorder(self.outbox, self.owner)
+        held: set[str] = set()
+        renewer = asyncio.create_task(self._renew_leases(held))
+        session: SmtpSession | None = None
+        # Once the session itself fails, the rest of the due mail shares that outcome without
+        # another attempt to connect (the server is down, or a setting cannot work).
+        session_error: DeliveryError | None = None
+        attempted = 0
+        try:
+            while claimed := await self._claim():
+                held.update(item.id for item in claimed)
+                if session is None and session_error is None:
+                    session, session_error = await self._open(smtp)
+                for item in claimed:
+                    if session_error is None and session is not None:
+                        outcome, session_error = await self._send(session, item)
+                    else:
+                        assert session_error is not None
+                        outcome = _outcome_of(item, session_error)
+                    recorder.add(outcome)
+                    held.discard(item.id)
+                attempted += len(claimed)
+        finally:
+            renewer.cancel()
+            if session is not None:
+                await _close(session)
+            await recorder.finish()
+        return attempted
+
+    async def _claim(self) -> list[Claimed]:
+        options = self.options
+        return await asyncio.to_thread(
+            self.outbox.claim, self.owner, options.batch, options.lease_seconds
+        )
+
+    async def _open(self, smtp: Smtp) -> tuple[SmtpSession | None, DeliveryError | None]:
+        try:
+            context = await asyncio.to_thread(self._tls_context, smtp)
+            session = SmtpSession(
+                smtp, context, timeout=self.options.timeout, access_token=self._access_token
+            )
+            await session.open()
+        except DeliveryError as error:
+            log.warning("SMTP session to %s:%s failed: %s", smtp.server, smtp.port, _text(error))
+            return None, error
+        except Exception as error:
+            log.exception("SMTP session to %s:%s failed", smtp.server, smtp.port)
+            return None, _unexpected(error)
+        return session, None
+
+    async def _send(
+        self, session: SmtpSession, item: Claimed
+    ) -> tuple[Outcome, DeliveryError | None]:
+        """One mail over the open session; the second value is set when the session is lost
+        for good (it could not be opened again)."""
+        for retry_on_new_connection in (True, False):
+            try:
+                reply = await session.send(item.sender, item.recipient, item.data)
+            except DeliveryError as error:
+                if error.stage in SESSION_STAGES:
+                    return _outcome_of(item, error), error
+                if retry_on_new_connection and _never_left(session, error):
+                    continue
+                return _outcome_of(item, error), None
+            except Exception as error:
+                log.exception("sending mail %s failed unexpectedly", item.id)
+                return _outcome_of(item, _unexpected(error)), None
+            return Outcome(item.id, "sent", str(reply)), None
+        raise AssertionError("unreachable")
+
+    async def _renew_leases(self, held: set[str]) -> None:
+        every = self.options.lease_seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            if held:
+                await asyncio.to_thread(
+                    self.outbox.renew, self.owner, set(held), self.options.lease_seconds
+                )
+
+
+def _never_left(session: SmtpSession, error: DeliveryError) -> bool:
+    return error.temporary and error.stage in BEFORE_MESSAGE_STAGES and not session.connected
+
+
+def _text(error: DeliveryError) -> str:
+    parts = [error.message]
+    if error.reply and error.reply not in error.message:
+        parts.append(f"server said: {error.reply}")
+    if error.hint:
+        parts.append(error.hint)
+    return "; ".join(parts)
+
+
+def _outcome_of(item: Claimed, error: DeliveryError) -> Outcome:
+    if error.temporary:
+        return Outcome(item.id, "temporary", _text(error), error.reply or None)
+    return Outcome(item.id, "failed", _text(error), error.reply or None)
+
+
+def _unexpected(error: Exception) -> DeliveryError:
+    # An error the session did not classify is treated as temporary: the deadline bounds it.
+    return TemporaryDeliveryError(
+        f"unexpected error: {error!r}", hint="see the service log", stage="unknown"
+    )
+
+
+async def _close(session: SmtpSession) -> None:
+    with contextlib.suppress(Exception):
+        await session.close()
