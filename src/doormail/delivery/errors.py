@@ -226,7 +226,7 @@ def _certificate_error(
 
 
 def _tls_error(error: ssl.SSLError, stage: str, attempt: Attempt) -> DeliveryError:
-    reason = str(error.reason or error)
+    reason = str(getattr(error, "reason", None) or error.strerror or error)
     plain_port = reason.upper() in _PLAIN_PORT_REASONS or any(
         text in str(error).lower() for text in _PLAIN_PORT_TEXTS
     )
