@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from doormail.app import Service
-from doormail.web import api_certificates, api_config, api_users, errors
+from doormail.web import api_certificates, api_config, api_users, errors, ui
 from doormail.web.security import FailureThrottle, authenticate
 
 # Each router module registers itself here; every one of them needs authentication.
@@ -46,4 +46,6 @@ def create_app(service: Service) -> FastAPI:
 
     for router in PROTECTED_ROUTERS:
         app.include_router(router, dependencies=[Depends(authenticate)])
+    # The web UI checks its own session (redirecting to /login) and adds the session cookie.
+    ui.install(app, service)
     return app

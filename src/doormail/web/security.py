@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hmac
 import time
 from collections import defaultdict
 
@@ -19,6 +20,7 @@ from doormail.web.state import service_of
 _WINDOW = 300.0
 _FREE_FAILURES = 3
 _MAX_DELAY = 8.0
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 class FailureThrottle:
@@ -53,9 +55,14 @@ async def authenticate(request: Request) -> str:
     session_user = (
         request.scope.get("session", {}).get("user") if "session" in request.scope else None
     )
-    if isinstance(session_user, str):
-        return session_user
     header = request.headers.get("authorization", "")
+    if isinstance(session_user, str):
+        if request.method in _SAFE_METHODS or _csrf_header_matches(request):
+            return session_user
+        if not header:
+            # A cookie alone does not prove the page made the request (CSRF): changes made with
+            # the session need the page's token in X-CSRF-Token.
+            raise HTTPException(403, "missing or wrong X-CSRF-Token header")
     client = request.client.host if request.client else "unknown"
     throttle: FailureThrottle = request.app.state.throttle
     if not header:
@@ -67,6 +74,12 @@ async def authenticate(request: Request) -> str:
         raise _unauthorized()
     throttle.succeeded(client)
     return name
+
+
+def _csrf_header_matches(request: Request) -> bool:
+    expected = request.scope["session"].get("csrf")
+    presented = request.headers.get("x-csrf-token", "")
+    return isinstance(expected, str) and hmac.compare_digest(expected.encode(), presented.encode())
 
 
 def _check(request: Request, header: str) -> str | None:
