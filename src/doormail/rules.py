@@ -1,0 +1,303 @@
+"""The manual's rules (SPEC section 4): whether an event is due a mail, to which addresses, with
+which templates, placeholder values and snapshot span, and why not when it is not. Pure: it
+asks the users list but sends, renders and stores nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from doormail.directory import User, UserLookup
+from doormail.events import (
+    Access,
+    CallEnded,
+    CallRinging,
+    DeviceRebooted,
+    Event,
+    SipRegistrationLost,
+    TamperActivated,
+)
+from doormail.settings import EventMessage, Settings, Snapshots, split_addresses
+from doormail.templates import datetime_value
+
+AUTH_ID_TYPES = {"card": "Card", "bluetooth": "Bluetooth", "fingerprint": "Fingerprint"}
+# The manual's name for each device event's message, which is also its kind of mail.
+DEVICE_EVENT_KINDS = {
+    "sip.registration_lost": "sip_registration_lost",
+    "device.rebooted": "device_rebooted",
+    "tamper.activated": "tamper",
+}
+
+NO_RECIPIENT = "no recipient"
+SMTP_DISABLED = "smtp.enabled is false"
+RINGING = "call.ringing does not send mail; the mail is sent when the call ends"
+NOT_OUTGOING = "only outgoing calls send mail"
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One mail that is due: its recipient address, templates, values and snapshot span."""
+
+    kind: str
+    recipient: str
+    subject_template: str
+    body_template: str
+    values: Mapping[str, str]
+    snapshots: Snapshots
+    span: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The mails an event causes; when there are none, `reason` says why."""
+
+    mails: tuple[Mail, ...]
+    reason: str | None
+
+    @classmethod
+    def none(cls, reason: str) -> Decision:
+        return cls((), reason)
+
+
+@dataclass(frozen=True)
+class _Letter:
+    """What every recipient of one event's mail shares."""
+
+    kind: str
+    subject: str
+    body: str
+    snapshots: Snapshots
+    span: tuple[float, float]
+
+
+def decide(
+    event: Event, settings: Settings, users: UserLookup, *, ringing_at: float | None = None
+) -> Decision:
+    """The mails `event` causes under `settings`; `ringing_at` is when a call started ringing."""
+    if isinstance(event, CallRinging):
+        return Decision.none(RINGING)
+    if not settings.smtp.enabled:
+        return Decision.none(SMTP_DISABLED)
+    if isinstance(event, CallEnded):
+        return call_mails(event, settings, users, ringing_at)
+    if isinstance(event, Access):
+        return access_mails(event, settings, users)
+    return device_event_mails(event, settings)
+
+
+def device_name(event: Event, settings: Settings) -> str:
+    """`$DeviceName$`: the event's device, or `device.name`."""
+    return event.device or settings.device.name
+
+
+def one_mail_per_address(
+    letter: _Letter, recipients: Iterable[tuple[str, Mapping[str, str]]]
+) -> Decision:
+    """One mail per recipient address, so that no resident sees another's address; an address
+    reached twice (two users sharing it, or a user also in Default To) gets one mail."""
+    seen: set[str] = set()
+    mails: list[Mail] = []
+    for address, values in recipients:
+        if address.lower() in seen:
+            continue
+        seen.add(address.lower())
+        mails.append(
+            Mail(
+                letter.kind,
+                address,
+                letter.subject,
+                letter.body,
+                values,
+                letter.snapshots,
+                letter.span,
+            )
+        )
+    return Decision(tuple(mails), None) if mails else Decision.none(NO_RECIPIENT)
+
+
+# --- E-Mail on Call --------------------------------------------------------------------------
+
+
+def call_mails(
+    event: CallEnded, settings: Settings, users: UserLookup, ringing_at: float | None = None
+) -> Decision:
+    """E-Mail on Call: the mail is sent when the connection is terminated."""
+    reason = call_not_due(event, settings)
+    if reason:
+        return Decision.none(reason)
+    called = [(value, called_user(value, users)) for value in event.called]
+    tab = settings.email_on_call
+    letter = _Letter("call", tab.subject, tab.body, tab.snapshots, call_span(event, ringing_at))
+    return one_mail_per_address(letter, call_recipients(event, settings, called))
+
+
+def call_not_due(event: CallEnded, settings: Settings) -> str | None:
+    """Only outgoing calls; `any` sends after every call, `missed` only when not answered."""
+    send = settings.email_on_call.send
+    if event.direction != "outgoing":
+        return NOT_OUTGOING
+    if send == "never":
+        return "email_on_call.send is never"
+    if send == "missed" and event.answered:
+        return "email_on_call.send is missed and the call was answered"
+    return None
+
+
+def called_user(value: str, users: UserLookup) -> User | None:
+    """The user a called value names: a number in the users list, else a user id."""
+    return users.by_number(value) or users.by_id(value)
+
+
+def call_recipients(
+    event: CallEnded, settings: Settings, called: Sequence[tuple[str, User | None]]
+) -> list[tuple[str, Mapping[str, str]]]:
+    """Each called user with an e-mail gets the mail; a number not in the users list, or a user
+    without an e-mail, sends it to Default To instead, once per event."""
+    recipients: list[tuple[str, Mapping[str, str]]] = []
+    to_default: list[tuple[str, User | None]] = []
+    several = len(called) > 1
+    for value, user in called:
+        if user is not None and user.addresses:
+            values = call_values(event, settings, [(value, user)], several)
+            recipients.extend((address, values) for address in user.addresses)
+        else:
+            to_default.append((value, user))
+    if to_default:
+        values = call_values(event, settings, to_default, several)
+        default_to = split_addresses(settings.email_on_call.default_to)
+        recipients.extend((address, values) for address in default_to)
+    return recipients
+
+
+def call_values(
+    event: CallEnded,
+    settings: Settings,
+    called: Sequence[tuple[str, User | None]],
+    several: bool,
+) -> dict[str, str]:
+    """The placeholders of E-Mail on Call. `$User$` is the called user's name, and empty when
+    the call went to several users at once."""
+    user = called[0][1] if len(called) == 1 else None
+    return {
+        "User": "" if several or user is None else user.name,
+        "DateTime": datetime_value(event.at, settings.device),
+        "DialNumber": ", ".join(dial_number(value, user) for value, user in called),
+        "DeviceName": device_name(event, settings),
+    }
+
+
+def dial_number(value: str, user: User | None) -> str:
+    """The called number; a call addressed to a user id shows that user's first number."""
+    if user is not None and value == user.id and value not in user.numbers and user.numbers:
+        return user.numbers[0]
+    return value
+
+
+def call_span(event: CallEnded, ringing_at: float | None) -> tuple[float, float]:
+    """Snapshots are taken from the call's ringing (or its `started_at`) to its end."""
+    end = event.at.timestamp()
+    start = ringing_at
+    if start is None and event.started_at is not None:
+        start = event.started_at.timestamp()
+    if start is None or start > end:
+        start = end
+    return start, end
+
+
+# --- E-Mail on Access ------------------------------------------------------------------------
+
+
+def access_mails(event: Access, settings: Settings, users: UserLookup) -> Decision:
+    """E-Mail on Access: on a card, Bluetooth or fingerprint identification."""
+    user = access_user(event, users)
+    valid = access_valid(event, user)
+    reason = access_not_due(settings, valid)
+    if reason:
+        return Decision.none(reason)
+    tab = settings.email_on_access
+    letter = _Letter("access", tab.subject, tab.body, tab.snapshots, moment(event.at))
+    values = access_values(event, settings, user, valid)
+    addresses = access_recipients(settings, user, valid)
+    return one_mail_per_address(letter, ((address, values) for address in addresses))
+
+
+def access_user(event: Access, users: UserLookup) -> User | None:
+    """The user of an access: the event's `user`, else the one the identifier belongs to."""
+    if event.user is not None:
+        return users.by_id(event.user)
+    if event.auth_type == "card":
+        return users.by_card(event.auth_id)
+    if event.auth_type == "bluetooth":
+        return users.by_bluetooth(event.auth_id)
+    return users.by_fingerprint(event.auth_id)
+
+
+def access_valid(event: Access, user: User | None) -> bool:
+    """The event's `valid`, else valid when the identifier belongs to a user."""
+    return event.valid if event.valid is not None else user is not None
+
+
+def access_not_due(settings: Settings, valid: bool) -> str | None:
+    """`all` sends at every access attempt, `denied` only when the access is denied."""
+    send = settings.email_on_access.send
+    if send == "never":
+        return "email_on_access.send is never"
+    if send == "denied" and valid:
+        return "email_on_access.send is denied and the access was valid"
+    return None
+
+
+def access_recipients(settings: Settings, user: User | None, valid: bool) -> list[str]:
+    """A valid identifier of a user with an e-mail goes to that user; an invalid identifier, or
+    a user without an e-mail, goes to Default To."""
+    if valid and user is not None and user.addresses:
+        return user.addresses
+    return split_addresses(settings.email_on_access.default_to)
+
+
+def access_values(
+    event: Access, settings: Settings, user: User | None, valid: bool
+) -> dict[str, str]:
+    """The placeholders of E-Mail on Access."""
+    return {
+        "User": user.name if user is not None else (event.user or ""),
+        "DateTime": datetime_value(event.at, settings.device),
+        "AuthId": event.auth_id,
+        "DeviceName": device_name(event, settings),
+        "AuthIdType": AUTH_ID_TYPES[event.auth_type],
+        "AuthIdValid": "Valid" if valid else "Invalid",
+    }
+
+
+# --- E-Mail on Event -------------------------------------------------------------------------
+
+
+def device_event_mails(
+    event: SipRegistrationLost | DeviceRebooted | TamperActivated, settings: Settings
+) -> Decision:
+    """E-Mail on Event: each enabled one sends to the Send to E-Mail Address."""
+    kind = DEVICE_EVENT_KINDS[event.type]
+    message: EventMessage = getattr(settings.email_on_event, kind)
+    if not message.enabled:
+        return Decision.none(f"email_on_event.{kind}.enabled is false")
+    tab = settings.email_on_event
+    letter = _Letter(kind, message.subject, message.body, tab.snapshots, moment(event.at))
+    values = device_event_values(event, settings)
+    return one_mail_per_address(letter, ((address, values) for address in split_addresses(tab.to)))
+
+
+def device_event_values(
+    event: SipRegistrationLost | DeviceRebooted | TamperActivated, settings: Settings
+) -> dict[str, str]:
+    """The placeholders of E-Mail on Event; no user is called, so `$User$` is empty."""
+    return {
+        "User": "",
+        "DateTime": datetime_value(event.at, settings.device),
+        "DeviceName": device_name(event, settings),
+    }
+
+
+def moment(at: datetime) -> tuple[float, float]:
+    """Snapshots of an access or device event are taken at its moment."""
+    return at.timestamp(), at.timestamp()
