@@ -1,0 +1,309 @@
+"""The delivery worker against an in-process aiosmtpd server with scripted replies: retries on
+4xx until sent once, 5xx failing for good, a server that comes up late, a deadline that passes,
+a connection dropped after the 250, and several mails over one connection."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from doormail.delivery.retry import RetryPolicy
+from doormail.delivery.worker import DeliveryWorker, WorkerOptions
+from doormail.mail import OutgoingMessage
+from doormail.metrics import Metrics
+from doormail.outbox import Outbox, OutboxItem
+from doormail.settings import Smtp
+from doormail.store import open_engine, upgrade
+from tests.conftest import free_port
+
+DAY = 86400.0
+
+
+class Scripted:
+    """An SMTP server that answers DATA with the replies a test queues up (then 250)."""
+
+    def __init__(self) -> None:
+        self.data_replies: list[str] = []
+        self.drop_after_data = False
+        self.received: list[bytes] = []
+        self.data_commands = 0
+        self.connections: list[object] = []
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        if session not in self.connections:
+            self.connections.append(session)
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_commands += 1
+        if self.data_replies:
+            return self.data_replies.pop(0)
+        self.received.append(envelope.original_content)
+        if self.drop_after_data:
+            # Closed once the 250 is written, as some large providers do.
+            asyncio.get_running_loop().call_soon(server.transport.close)
+        return "250 2.0.0 Ok: queued as SCRIPTED"
+
+
+class Server:
+    """A scripted server on a fixed port that a test can start late."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.handler = Scripted()
+        self._controller: Controller | None = None
+
+    def start(self) -> None:
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    """A port with nothing listening yet; `server.start()` brings the server up."""
+    found = Server(free_port())
+    try:
+        yield found
+    finally:
+        found.stop()
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Outbox:
+    engine = open_engine(f"sqlite:///{tmp_path / 'outbox.sqlite3'}")
+    upgrade(engine)
+    # Quick retries, so that a test sees several attempts in well under a second.
+    return Outbox(engine, policy=RetryPolicy(floor=0.1, ceiling=0.2, jitter=0), metrics=Metrics())
+
+
+def smtp_to(port: int) -> Smtp:
+    return Smtp.model_validate(
+        {
+            "enabled": True,
+            "server": "127.0.0.1",
+            "port": port,
+            "security": "none",
+            "from": "door@example.org",
+        }
+    )
+
+
+def make_worker(outbox: Outbox, smtp: Smtp, poll_interval: float = 0.05) -> DeliveryWorker:
+    return DeliveryWorker(
+        outbox,
+        lambda: smtp,
+        lambda _smtp: ssl.create_default_context(),
+        options=WorkerOptions(poll_interval=poll_interval, timeout=5),
+    )
+
+
+@pytest.fixture
+async def running(outbox: Outbox, server: Server) -> AsyncIterator[DeliveryWorker]:
+    """The worker's own loop, running against the scripted server's port."""
+    worker = make_worker(outbox, smtp_to(server.port))
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def mail(recipient: str | None = None) -> OutgoingMessage:
+    recipient = recipient or f"{uuid.uuid4().hex[:12]}@example.com"
+    message_id = f"<{uuid.uuid4().hex}@doormail>"
+    return OutgoingMessage(
+        event_id=f"ev-{uuid.uuid4().hex}",
+        kind="call",
+        sender="door@example.org",
+        recipient=recipient,
+        subject="Call",
+        message_id=message_id,
+        data=f"Message-ID: {message_id}\r\nTo: {recipient}\r\nSubject: Call\r\n\r\nRinging.\r\n".encode(),
+    )
+
+
+def enqueue(
+    outbox: Outbox, worker: DeliveryWorker, count: int = 1, deliver_in: float = DAY
+) -> list[str]:
+    items = outbox.enqueue_committed([mail() for _ in range(count)], deliver_in)
+    worker.notify()
+    return [item.id for item in items]
+
+
+async def settled(
+    outbox: Outbox, ids: list[str], done: Callable[[OutboxItem], bool], within: float = 10.0
+) -> list[OutboxItem]:
+    """The items once `done` holds for each (fails after `within` seconds)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        items = [outbox.get(i) for i in ids]
+        if all(item is not None and done(item) for item in items):
+            return [item for item in items if item is not None]
+        assert loop.time() < deadline, f"not settled: {items}"
+        await asyncio.sleep(0.02)
+
+
+def is_final(item: OutboxItem) -> bool:
+    return item.status in ("sent", "failed", "expired")
+
+
+async def test_mail_leaves_as_soon_as_it_is_committed(outbox: Outbox, server: Server) -> None:
+    server.start()
+    # A poll far longer than the test: only notify() can have woken the worker.
+    worker = make_worker(outbox, smtp_to(server.port), poll_interval=60)
+    task = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.1)  # the worker's first round, with nothing to do, is over
+        # Committed from another thread, as a FastAPI route running in the thread pool does.
+        ids = await asyncio.to_thread(enqueue, outbox, worker)
+        [item] = await settled(outbox, ids, is_final, within=5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert item.status == "sent"
+    assert item.smtp_reply == "250 2.0.0 Ok: queued as SCRIPTED"
+
+
+async def test_421_then_451_then_250_is_retried_and_received_exactly_once(
+    outbox: Outbox, server: Server, running: DeliveryWorker
+) -> None:
+    server.handler.data_replies = ["421 4.3.2 System not accepting messages", "451 4.3.0 Try later"]
+    server.start()
+    ids = enqueue(outbox, running)
+    [item] = await settled(outbox, ids, is_final)
+    assert (item.status, item.attempts) == ("sent", 3)
+    assert server.handler.data_commands == 3
+    assert len(server.handler.received) == 1
+    assert outbox.message(item.id) == server.handler.received[0]
+
+
+async def test_550_fails_without_retry_and_keeps_the_servers_text(
+    outbox: Outbox, server: Server, running: DeliveryWorker
+) -> None:
+    server.handler.data_replies = ["550 5.7.1 Message rejected by policy"]
+    server.start()
+    ids = enqueue(outbox, running)
+    [item] = await settled(outbox, ids, is_final)
+    assert (item.status, item.attempts) == ("failed", 1)
+    assert "550 5.7.1 Message rejected by policy" in (item.last_error or "")
+    assert "550 5.7.1 Message rejected by policy" in (item.smtp_reply or "")
+    await running.drain()  # a round that would retry it, if it were ever retried
+    assert server.handler.data_commands == 1
+    assert server.handler.received == []
+
+
+async def test_mail_queued_while_the_server_is_down_is_sent_when_it_starts(
+    outbox: Outbox, server: Server, running: DeliveryWorker
+) -> None:
+    ids = enqueue(outbox, running, count=3)
+    waiting = await settled(outbox, ids, lambda item: item.attempts >= 2)
+    assert {item.status for item in waiting} <= {"queued", "sending"}
+    assert "connection" in (waiting[0].last_error or "").lower()
+    server.start()
+    sent = await settled(outbox, ids, is_final)
+    assert {item.status for item in sent} == {"sent"}
+    assert len(server.handler.received) == 3
+
+
+async def test_mail_expires_when_deliver_in_passes_while_the_server_is_down(
+    outbox: Outbox, server: Server, running: DeliveryWorker
+) -> None:
+    ids = enqueue(outbox, running, deliver_in=0.6)
+    [item] = await settled(outbox, ids, is_final)
+    assert item.status == "expired"
+    assert item.attempts >= 2  # retried until the deadline, then given up
+    metrics = outbox._metrics
+    assert metrics is not None
+    assert metrics.registry.get_sample_value("doormail_mails_expired_total", {"kind": "call"}) == 1
+
+
+async def test_a_connection_dropped_right_after_the_250_counts_as_sent_once(
+    outbox: Outbox, server: Server
+) -> None:
+    server.handler.drop_after_data = True
+    server.start()
+    worker = make_worker(outbox, smtp_to(server.port))
+    ids = enqueue(outbox, worker, count=3)
+    assert await worker.drain() == 3
+    items = [outbox.get(i) for i in ids]
+    assert [item.status for item in items if item is not None] == ["sent"] * 3
+    # Each mail was received once; each drop cost a new connection, not a retry.
+    assert len(server.handler.received) == 3
+    assert server.handler.data_commands == 3
+    assert len(server.handler.connections) == 3
+
+
+async def test_several_due_mails_go_over_one_connection(outbox: Outbox, server: Server) -> None:
+    server.start()
+    worker = make_worker(outbox, smtp_to(server.port))
+    ids = enqueue(outbox, worker, count=5)
+    assert await worker.drain() == 5
+    assert {outbox.get(i).status for i in ids} == {"sent"}  # type: ignore[union-attr]
+    assert len(server.handler.connections) == 1
+    assert sorted(server.handler.received) == sorted(outbox.message(i) for i in ids)
+
+
+async def test_one_refused_mail_does_not_hold_up_the_others_on_the_connection(
+    outbox: Outbox, server: Server
+) -> None:
+    server.handler.data_replies = ["250 2.0.0 first", "552 5.3.4 Message too big"]
+    server.start()
+    worker = make_worker(outbox, smtp_to(server.port))
+    ids = enqueue(outbox, worker, count=3)
+    await worker.drain()
+    statuses = [outbox.get(i).status for i in ids]  # type: ignore[union-attr]
+    assert sorted(statuses) == ["failed", "sent", "sent"]
+    assert len(server.handler.connections) == 1
+
+
+async def test_a_server_that_fails_the_session_is_tried_once_per_round_not_once_per_mail(
+    outbox: Outbox,
+) -> None:
+    accepted = 0
+
+    async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.close()  # no greeting: the session fails before any mail
+
+    listener = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        worker = make_worker(outbox, smtp_to(port))
+        ids = enqueue(outbox, worker, count=4)
+        assert await worker.drain() == 4
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    items = [outbox.get(i) for i in ids]
+    assert {item.status for item in items if item is not None} == {"queued"}
+    assert {item.attempts for item in items if item is not None} == {1}
+    assert accepted == 1
+
+
+async def test_nothing_is_sent_while_smtp_is_disabled(outbox: Outbox, server: Server) -> None:
+    server.start()
+    disabled = smtp_to(server.port).model_copy(update={"enabled": False})
+    worker = make_worker(outbox, disabled)
+    ids = enqueue(outbox, worker)
+    assert await worker.drain() == 0
+    item = outbox.get(ids[0])
+    assert item is not None and item.status == "queued"
+    assert server.handler.connections == []
