@@ -1,0 +1,110 @@
+"""Splitting an MJPEG stream (`multipart/x-mixed-replace`) into its JPEG parts as the bytes
+arrive. Cameras are loose with the format, so the splitter accepts a boundary with or without
+its leading dashes, LF instead of CRLF, and parts with or without Content-Length."""
+
+from __future__ import annotations
+
+import re
+
+from doormail.camera.source import MAX_FRAME_BYTES, CameraError
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_LINE_END = re.compile(rb"\r?\n")
+
+
+def boundary_of(content_type: str) -> bytes | None:
+    """The boundary named in a multipart Content-Type header, without leading dashes."""
+    match = re.search(r'boundary\s*=\s*"?([^";]+)"?', content_type, re.IGNORECASE)
+    if not match:
+        return None
+    return match.group(1).strip().lstrip("-").encode("latin-1") or None
+
+
+class MultipartSplitter:
+    """Fed chunks of a multipart body, returns each complete part's content. Parts whose
+    Content-Type is not an image (some cameras interleave audio or metadata) are skipped."""
+
+    def __init__(self, boundary: bytes | None, max_part: int = MAX_FRAME_BYTES) -> None:
+        self._boundary = boundary
+        self._max_part = max_part
+        self._data = bytearray()
+        self._state = "boundary"
+        self._length: int | None = None
+        self._image = True
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        self._data += chunk
+        parts: list[bytes] = []
+        while True:
+            before = self._state
+            part = getattr(self, f"_read_{self._state}")()
+            if part is not None:
+                parts.append(part)
+            elif self._state == before:
+                break
+        if len(self._data) > self._max_part + 65536:
+            raise CameraError(f"a stream part is larger than {self._max_part} bytes")
+        return parts
+
+    def _read_boundary(self) -> None:
+        if self._boundary is None:
+            self._boundary = self._guess_boundary()
+            if self._boundary is None:
+                return
+        at = self._data.find(self._boundary)
+        if at < 0:
+            # keep a tail that may hold the start of the boundary
+            del self._data[: max(0, len(self._data) - len(self._boundary))]
+            return
+        end = _LINE_END.search(self._data, at + len(self._boundary))
+        if end is None:
+            return
+        del self._data[: end.end()]
+        self._state = "headers"
+
+    def _guess_boundary(self) -> bytes | None:
+        match = re.search(rb"(?:^|\n)--([^\r\n]+)\r?\n", self._data)
+        return match.group(1).lstrip(b"-") if match else None
+
+    def _read_headers(self) -> None:
+        if self._data.startswith(b"\r\n") or self._data.startswith(b"\n"):
+            del self._data[: 2 if self._data.startswith(b"\r\n") else 1]
+            # a part with no headers at all: its content follows the blank line
+            self._length, self._image = None, True
+            self._state = "body"
+            return
+        end = _HEADER_END.search(self._data)
+        if end is None:
+            return
+        headers = bytes(self._data[: end.start()]).decode("latin-1")
+        del self._data[: end.end()]
+        self._length, self._image = _content_length(headers), _is_image(headers)
+        self._state = "body"
+
+    def _read_body(self) -> bytes | None:
+        if self._length is not None:
+            if len(self._data) < self._length:
+                return None
+            content = bytes(self._data[: self._length])
+            del self._data[: self._length]
+        else:
+            assert self._boundary is not None
+            at = self._data.find(self._boundary)
+            if at < 0:
+                return None
+            # the content ends at the line break before the boundary's line
+            end = max(self._data.rfind(b"\n", 0, at), 0)
+            content = bytes(self._data[:end]).rstrip(b"\r")
+            del self._data[:end]
+        self._state = "boundary"
+        return content if self._image else None
+
+
+def _content_length(headers: str) -> int | None:
+    match = re.search(r"^content-length\s*:\s*(\d+)\s*$", headers, re.IGNORECASE | re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def _is_image(headers: str) -> bool:
+    match = re.search(r"^content-type\s*:\s*(\S+)", headers, re.IGNORECASE | re.MULTILINE)
+    return match is None or match.group(1).lower().startswith("image/")
