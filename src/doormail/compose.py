@@ -1,0 +1,326 @@
+"""The MIME message (SPEC section 6): headers, a `multipart/alternative` body with a text part
+made from the HTML, snapshots as `snapshot-N.jpg` attachments, kept within
+`smtp.max_message_bytes`. Pure: the same input gives the same bytes but for the `Message-ID`."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.header import Header
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+from zoneinfo import ZoneInfo
+
+from doormail.htmltext import html_to_text
+from doormail.mail import OutgoingMessage
+from doormail.settings import Settings
+from doormail.templates import header_safe
+
+__all__ = ["compose", "html_document", "text_body"]
+
+# base64 turns each 57 bytes into a 76-character line plus CRLF.
+_BASE64_LINE_IN, _BASE64_LINE_OUT = 57, 78
+# An attachment's boundary line and part headers, with room to spare.
+_ATTACHMENT_OVERHEAD = 400
+# Room for the notes that fitting the snapshots may add to both parts.
+_NOTES_ALLOWANCE = 2048
+
+_STYLE_BODY = (
+    "margin:0;padding:16px;background:#ffffff;color:#1f2328;"
+    "font-family:-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;"
+    "font-size:16px;line-height:1.5;-webkit-text-size-adjust:100%"
+)
+_STYLE_NOTE = "margin:16px 0 0;color:#57606a;font-size:14px"
+
+
+def compose(
+    *,
+    settings: Settings,
+    event_id: str,
+    kind: str,
+    recipient: str,
+    subject: str,
+    html_body: str,
+    snapshots: Sequence[bytes],
+    at: datetime,
+    notes: Sequence[str] = (),
+    sender: str | None = None,
+) -> OutgoingMessage:
+    """One finished message to `recipient`. `subject` and `html_body` are already rendered,
+    `snapshots` are JPEG images at their final resolution, `notes` are added to the body.
+    `sender` replaces `smtp.from` in the From header (the envelope stays `smtp.from`)."""
+    envelope = settings.smtp.from_ or (sender or "")
+    author = sender or envelope
+    if not author:
+        raise ValueError("smtp.from is empty: a message needs a From address")
+    subject = header_safe(subject)
+    message_id = make_msgid(domain=_domain_of(author))
+    headers = _header_fields(
+        author=_address(author, "sender"),
+        display_name=header_safe(settings.device.name),
+        envelope=_address(envelope, "smtp.from") if envelope else "",
+        recipient=_address(recipient, "recipient"),
+        subject=subject,
+        date=format_datetime(_local(at, settings.device.timezone)),
+        message_id=message_id,
+        event_id=header_safe(event_id),
+    )
+    images, all_notes = _within_limit(
+        headers, subject, html_body, list(snapshots), list(notes), settings.smtp.max_message_bytes
+    )
+    data = bytes(_build(headers, subject, html_body, images, all_notes))
+    _check_header_block(data, {name for name, _ in headers})
+    return OutgoingMessage(
+        event_id=event_id,
+        kind=kind,
+        sender=envelope or author,
+        recipient=recipient,
+        subject=subject,
+        message_id=message_id,
+        data=data,
+    )
+
+
+# Header fields are written exactly as given (no refolding): each value below is already folded
+# and in ASCII. Python's email package, when handed a str, decodes any RFC 2047 encoded word in
+# it first, so a user named "=?utf-8?q?=0D=0ABcc:...?=" would put a raw CR LF into the header
+# (CVE-2024-6923 on Python < 3.11.10 / 3.12.5). Encoding the values here leaves it nothing to
+# decode.
+_POLICY = SMTP.clone(refold_source="none")
+_MAX_LINE = 78
+
+
+def _header_fields(
+    *,
+    author: str,
+    display_name: str,
+    envelope: str,
+    recipient: str,
+    subject: str,
+    date: str,
+    message_id: str,
+    event_id: str,
+) -> list[tuple[str, str]]:
+    fields = [("From", _mailbox("From", display_name, author))]
+    if envelope and envelope != author:
+        # RFC 5322 3.6.2: when the author is not the mailbox that sends, Sender names the latter.
+        fields.append(("Sender", envelope))
+    fields += [
+        ("To", recipient),
+        ("Subject", _text("Subject", subject)),
+        ("Date", date),
+        ("Message-ID", message_id),
+        # RFC 3834: tells vacation responders and mailing lists not to answer.
+        ("Auto-Submitted", "auto-generated"),
+        ("X-Doormail-Event", _text("X-Doormail-Event", event_id)),
+    ]
+    return fields
+
+
+def _text(name: str, value: str) -> str:
+    """An unstructured header value, folded: plain when it is short-worded ASCII that cannot be
+    taken for an encoded word, otherwise as RFC 2047 encoded words."""
+    plain = (
+        value.isascii()
+        and value.isprintable()
+        and "=?" not in value
+        and all(len(word) <= _MAX_LINE - len(name) - 4 for word in value.split(" "))
+    )
+    charset = "us-ascii" if plain else "utf-8"
+    return Header(value, charset, maxlinelen=_MAX_LINE, header_name=name).encode(
+        splitchars=" ", linesep="\n"
+    )
+
+
+def _mailbox(name: str, display_name: str, address: str) -> str:
+    if not display_name:
+        return address
+    if (
+        display_name.isascii()
+        and display_name.isprintable()
+        and "=?" not in display_name
+        and len(display_name) <= _MAX_LINE // 2
+    ):
+        quoted = display_name.replace("\\", "\\\\").replace('"', '\\"')
+        phrase = f'"{quoted}"'
+    else:
+        phrase = _text(name, display_name)
+    last_line = phrase.rsplit("\n", 1)[-1]
+    first = "\n" not in phrase
+    room = _MAX_LINE - (len(name) + 2 if first else 0) - len(last_line) - 1
+    separator = " " if len(address) + 2 <= room else "\n "
+    return f"{phrase}{separator}<{address}>"
+
+
+def _address(value: str, what: str) -> str:
+    """`local@domain` in ASCII (an international domain in its IDNA form), or ValueError."""
+    local, at, domain = value.strip().rpartition("@")
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ValueError(f"{what} {value!r} has a domain that cannot be encoded") from None
+    address = f"{local}{at}{domain}"
+    if not (at and local and address.isascii() and address.isprintable()) or len(address) > 254:
+        raise ValueError(f"{what} {value!r} is not a plain ASCII e-mail address")
+    if any(char in address for char in ' <>(),;:"[]\\'):
+        raise ValueError(f"{what} {value!r} is not a plain e-mail address")
+    return address
+
+
+def _build(
+    headers: Sequence[tuple[str, str]],
+    subject: str,
+    html_body: str,
+    images: Sequence[bytes],
+    notes: Sequence[str],
+) -> EmailMessage:
+    message = EmailMessage(policy=_POLICY)
+    for name, value in headers:
+        message.set_raw(name, value)
+    text = text_body(html_body, notes)
+    document = html_document(html_body, notes, title=subject)
+    message.set_content(text, subtype="plain")
+    message.add_alternative(document, subtype="html")
+    for number, image in enumerate(images, start=1):
+        message.add_attachment(
+            image, maintype="image", subtype="jpeg", filename=f"snapshot-{number}.jpg"
+        )
+    _finish_parts(message, headers, text, document, images)
+    return message
+
+
+def _check_header_block(data: bytes, names: set[str]) -> None:
+    """Refuse to hand on a message whose header block holds a line that is neither one of our
+    fields nor a folded continuation: the last guard against header injection."""
+    block = data.split(b"\r\n\r\n", 1)[0]
+    allowed = {name.lower().encode() for name in names} | {b"mime-version", b"content-type"}
+    for line in block.split(b"\r\n"):
+        if b"\r" in line or b"\n" in line or len(line) > 998:
+            raise ValueError("the message header would be malformed")
+        if line[:1] in (b" ", b"\t"):
+            continue
+        if line.partition(b":")[0].lower() not in allowed:
+            raise ValueError("the message header would hold an unexpected field")
+
+
+def _finish_parts(
+    message: EmailMessage,
+    headers: Sequence[tuple[str, str]],
+    text: str,
+    document: str,
+    images: Sequence[bytes],
+) -> None:
+    """Boundaries derived from the content instead of random ones, so that a message built
+    twice from the same input has the same bytes (and a boundary cannot occur in a part).
+    MIME-Version belongs to the top level only (RFC 2045 4), not to each part."""
+    for part in message.iter_parts():
+        del part["MIME-Version"]
+        if part.is_multipart():
+            for inner in part.iter_parts():
+                del inner["MIME-Version"]
+    digest = hashlib.sha256()
+    pieces = [value for name, value in headers if name != "Message-ID"]
+    for piece in (*pieces, text, document):
+        encoded = piece.encode("utf-8", "surrogatepass")
+        digest.update(len(encoded).to_bytes(8, "big") + encoded)
+    for image in images:
+        digest.update(len(image).to_bytes(8, "big") + image)
+    token = digest.hexdigest()[:40]
+    if message.get_content_subtype() == "mixed":
+        message.set_boundary(f"=_mixed_{token}")
+        alternative = message.get_payload(0)
+        assert isinstance(alternative, EmailMessage)
+        alternative.set_boundary(f"=_alternative_{token}")
+    else:
+        message.set_boundary(f"=_alternative_{token}")
+
+
+def text_body(html_body: str, notes: Sequence[str] = ()) -> str:
+    """The `text/plain` part: the readable text of the HTML body, then the notes."""
+    text = html_to_text(html_body)
+    paragraphs = [text] if text else []
+    paragraphs.extend(header_safe(note) for note in notes)
+    return "\n\n".join(paragraphs) + "\n"
+
+
+def html_document(html_body: str, notes: Sequence[str] = (), *, title: str = "") -> str:
+    """The `text/html` part: the body in a small complete document that reads well on a phone,
+    the notes (escaped) below it."""
+    notes_html = "".join(
+        f'<p style="{_STYLE_NOTE}">{html.escape(header_safe(note))}</p>\n' for note in notes
+    )
+    return (
+        "<!DOCTYPE html>\n"
+        '<html><head><meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title></head>\n"
+        f'<body style="{_STYLE_BODY}">\n'
+        '<div style="max-width:600px;margin:0 auto">\n'
+        f"{html_body}\n{notes_html}</div>\n</body></html>\n"
+    )
+
+
+def _within_limit(
+    headers: Sequence[tuple[str, str]],
+    subject: str,
+    html_body: str,
+    images: list[bytes],
+    notes: list[str],
+    max_bytes: int,
+) -> tuple[list[bytes], list[str]]:
+    """The snapshots (and notes) that keep the message within `max_bytes`: untouched when they
+    fit, otherwise scaled down or dropped by `fit_attachments`."""
+    if not images:
+        return images, notes
+    rest = len(bytes(_build(headers, subject, html_body, [], notes)))
+    needed = rest + sum(_encoded_size(len(image)) for image in images)
+    needed += _ATTACHMENT_OVERHEAD * len(images)
+    if needed <= max_bytes:
+        return images, notes
+    room = max_bytes - rest - _NOTES_ALLOWANCE - _ATTACHMENT_OVERHEAD * len(images)
+    budget = max(0, room) * _BASE64_LINE_IN // _BASE64_LINE_OUT
+    fitted, fit_notes = fit_attachments(images, budget)
+    return fitted, [*notes, *fit_notes]
+
+
+def fit_attachments(images: list[bytes], budget_bytes: int) -> tuple[list[bytes], list[str]]:
+    """The images whose JPEG bytes together stay within `budget_bytes` (compose has already
+    allowed for base64 and the part headers), and notes for the body about what was left out.
+
+    This is the single place where `doormail.camera.fit.fit_attachments` (which scales down
+    before it drops) is to be called; until then the last images are dropped."""
+    kept: list[bytes] = []
+    total = 0
+    for image in images:
+        if total + len(image) > budget_bytes:
+            break
+        kept.append(image)
+        total += len(image)
+    dropped = len(images) - len(kept)
+    if not dropped:
+        return kept, []
+    noun = "snapshot was" if dropped == 1 else "snapshots were"
+    return kept, [f"{dropped} {noun} left out to keep the message within its size limit."]
+
+
+def _encoded_size(size: int) -> int:
+    return -(-size // _BASE64_LINE_IN) * _BASE64_LINE_OUT
+
+
+def _local(at: datetime, timezone: str) -> datetime:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(ZoneInfo(timezone))
+
+
+def _domain_of(address: str) -> str:
+    domain = address.rpartition("@")[2]
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "doormail.invalid"
+    hostname = domain and all(char.isalnum() or char in ".-" for char in domain)
+    return domain if hostname else "doormail.invalid"

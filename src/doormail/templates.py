@@ -1,0 +1,198 @@
+"""`$Placeholder$` rendering for subjects and bodies (SPEC section 5): the extended
+`$Name:value=text,...$` syntax, HTML escaping of values, and subjects that can never carry a line
+break into a header. It knows nothing about events; callers hand it the values."""
+
+from __future__ import annotations
+
+import html as html_module
+import re
+import unicodedata
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from doormail.settings import Device, Settings
+
+__all__ = [
+    "KINDS",
+    "PLACEHOLDERS",
+    "SAMPLE_VALUES",
+    "datetime_value",
+    "header_safe",
+    "render",
+    "templates_for",
+]
+
+PLACEHOLDERS = (
+    "User",
+    "DateTime",
+    "DialNumber",
+    "DeviceName",
+    "AuthId",
+    "AuthIdType",
+    "AuthIdValid",
+)
+KINDS = ("call", "access", "sip_registration_lost", "device_rebooted", "tamper")
+
+# A placeholder starts at a `$`: a name, then optionally `:` and the value=text pairs (where a
+# backslash escapes the next character, so `\$` does not end it), then the closing `$`.
+_PLACEHOLDER = re.compile(r"\$([A-Za-z][A-Za-z0-9_]*)(?::((?:\\.|[^$\\])*))?\$", re.DOTALL)
+
+# Characters that end a line somewhere: CR and LF, but also what str.splitlines() (which the
+# email package uses while folding) treats as a line boundary.
+_LINE_BREAKING = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def render(template: str, values: Mapping[str, str], *, html: bool) -> str:
+    """`template` with each known placeholder replaced by its value, in one pass (a value that
+    contains `$User$` stays as it is). Names not in `values` are left exactly as written. With
+    `html=True` the values are HTML-escaped; with `html=False` (a subject) no control character
+    survives in the result."""
+    out: list[str] = []
+    position = 0
+    while (start := template.find("$", position)) >= 0:
+        out.append(template[position:start])
+        match = _PLACEHOLDER.match(template, start)
+        if match is None or match.group(1) not in values:
+            # Only the `$` is consumed, so `$Price$User$` still finds `$User$`.
+            out.append("$")
+            position = start + 1
+            continue
+        out.append(_substitute(values[match.group(1)], match.group(2), html=html))
+        position = match.end()
+    out.append(template[position:])
+    rendered = "".join(out)
+    return _clean_text(rendered) if html else header_safe(rendered)
+
+
+def _substitute(value: str, choices: str | None, *, html: bool) -> str:
+    if choices is not None:
+        chosen = _choose(value, choices)
+        if chosen is not None:
+            # The text comes from the template itself, written by the administrator; in a body
+            # it may hold HTML just like the rest of the template.
+            return chosen
+    return html_module.escape(value, quote=True) if html else value
+
+
+def _choose(value: str, choices: str) -> str | None:
+    """The text paired with `value` (compared case-insensitively), or None when it is absent."""
+    wanted = value.strip().casefold()
+    for pair in _split_unescaped(choices, ","):
+        parts = _split_unescaped(pair, "=", maxsplit=1)
+        if len(parts) == 2 and _unescape(parts[0]).strip().casefold() == wanted:
+            return _unescape(parts[1])
+    return None
+
+
+def _split_unescaped(text: str, separator: str, maxsplit: int = -1) -> list[str]:
+    """`text` split at each `separator` not preceded by a backslash; escapes are kept."""
+    parts: list[str] = []
+    current: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and index + 1 < len(text):
+            current.append(text[index : index + 2])
+            index += 2
+            continue
+        if char == separator and (maxsplit < 0 or len(parts) < maxsplit):
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        index += 1
+    parts.append("".join(current))
+    return parts
+
+
+def _unescape(text: str) -> str:
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        if text[index] == "\\" and index + 1 < len(text):
+            index += 1
+        out.append(text[index])
+        index += 1
+    return "".join(out)
+
+
+def _clean_text(text: str) -> str:
+    """Text that encodes as UTF-8 and holds no control character but tab, CR and LF (a lone
+    surrogate, e.g. from a JSON "\\ud800", becomes U+FFFD)."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(
+        _no_surrogate(char)
+        for char in text
+        if char in "\t\r\n" or unicodedata.category(char) != "Cc"
+    )
+
+
+def header_safe(text: str) -> str:
+    """`text` on one line for a header: each run of control or line-breaking characters
+    becomes one space, a lone surrogate becomes U+FFFD."""
+    if text.isascii() and text.isprintable():
+        return text
+    out: list[str] = []
+    in_break = False
+    for char in text:
+        if char in _LINE_BREAKING or unicodedata.category(char) == "Cc":
+            if not in_break:
+                out.append(" ")
+            in_break = True
+        else:
+            out.append(_no_surrogate(char))
+            in_break = False
+    return "".join(out)
+
+
+def _no_surrogate(char: str) -> str:
+    return "\ufffd" if "\ud800" <= char <= "\udfff" else char
+
+
+def datetime_value(at: datetime, device: Device) -> str:
+    """`$DateTime$`: `at` in `device.timezone`, formatted by `device.datetime_format` (a naive
+    `at` is taken as UTC)."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(ZoneInfo(device.timezone)).strftime(device.datetime_format)
+
+
+def templates_for(settings: Settings, kind: str) -> tuple[str, str]:
+    """The saved (subject, body) templates for a kind of mail (one of KINDS)."""
+    if kind == "call":
+        return settings.email_on_call.subject, settings.email_on_call.body
+    if kind == "access":
+        return settings.email_on_access.subject, settings.email_on_access.body
+    if kind in ("sip_registration_lost", "device_rebooted", "tamper"):
+        message = getattr(settings.email_on_event, kind)
+        return str(message.subject), str(message.body)
+    raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+
+
+# Values for GET /api/templates/preview: the placeholders each kind of mail knows, with typical
+# content. DeviceName and DateTime are replaced by the device's own at preview time.
+SAMPLE_VALUES: dict[str, dict[str, str]] = {
+    "call": {
+        "User": "Alice Novak",
+        "DateTime": "2024-05-17 14:03:27",
+        "DialNumber": "101",
+        "DeviceName": "doormail",
+    },
+    "access": {
+        "User": "Alice Novak",
+        "DateTime": "2024-05-17 14:03:27",
+        "DeviceName": "doormail",
+        "AuthId": "0012AB34CD",
+        "AuthIdType": "Card",
+        "AuthIdValid": "Valid",
+    },
+    "sip_registration_lost": {
+        "User": "",
+        "DateTime": "2024-05-17 14:03:27",
+        "DeviceName": "doormail",
+    },
+    "device_rebooted": {"User": "", "DateTime": "2024-05-17 14:03:27", "DeviceName": "doormail"},
+    "tamper": {"User": "", "DateTime": "2024-05-17 14:03:27", "DeviceName": "doormail"},
+}

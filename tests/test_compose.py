@@ -1,0 +1,246 @@
+"""The message format (SPEC section 6): headers, the text part made from the HTML, attachments,
+reproducible bytes, and the size limit."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+from PIL import Image
+
+from doormail.camera.na import na_image
+from doormail.compose import compose, html_document, text_body
+from doormail.htmltext import html_to_text
+from doormail.mail import OutgoingMessage
+from doormail.settings import Settings
+
+AT = datetime(2024, 1, 15, 12, 30, 5, tzinfo=UTC)
+
+
+def _settings(**smtp: object) -> Settings:
+    return Settings.model_validate(
+        {
+            "smtp": {"from": "door@example.com", **smtp},
+            "device": {"name": "Front door", "timezone": "Europe/Prague"},
+        }
+    )
+
+
+def _compose(
+    *,
+    settings: Settings | None = None,
+    subject: str = "Call to 101",
+    html_body: str = "<p>Hello</p>",
+    snapshots: Sequence[bytes] = (),
+    notes: Sequence[str] = (),
+    sender: str | None = None,
+) -> OutgoingMessage:
+    return compose(
+        settings=settings or _settings(),
+        event_id="ev-42",
+        kind="call",
+        recipient="alice@example.com",
+        subject=subject,
+        html_body=html_body,
+        snapshots=snapshots,
+        at=AT,
+        notes=notes,
+        sender=sender,
+    )
+
+
+def _parse(message: OutgoingMessage) -> EmailMessage:
+    parsed = email.message_from_bytes(message.data, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def _part(parsed: EmailMessage, subtype: str) -> str:
+    part = parsed.get_body((subtype,))
+    assert part is not None
+    return str(part.get_content()).replace("\r\n", "\n")
+
+
+def test_headers_name_the_device_the_recipient_and_the_event() -> None:
+    message = _compose()
+    parsed = _parse(message)
+    assert parsed["From"] == "Front door <door@example.com>"
+    assert parsed["To"] == "alice@example.com"
+    assert parsed["Subject"] == "Call to 101"
+    assert parsed["Auto-Submitted"] == "auto-generated"
+    assert parsed["X-Doormail-Event"] == "ev-42"
+    assert parsed["Message-ID"] == message.message_id
+    assert message.message_id.endswith("@example.com>")
+    assert parsed.get("Sender") is None
+
+
+def test_date_is_the_events_time_with_the_device_offset() -> None:
+    parsed = _parse(_compose())
+    assert parsed["Date"] == "Mon, 15 Jan 2024 13:30:05 +0100"
+    assert parsed["Date"].datetime == AT
+
+
+def test_outgoing_message_carries_envelope_and_exact_crlf_bytes() -> None:
+    message = _compose()
+    assert (message.sender, message.recipient, message.kind) == (
+        "door@example.com",
+        "alice@example.com",
+        "call",
+    )
+    assert message.event_id == "ev-42" and message.subject == "Call to 101"
+    assert b"\r\n" in message.data
+    assert message.data.count(b"\n") == message.data.count(b"\r\n")
+    assert max(len(line) for line in message.data.split(b"\r\n")) <= 998
+
+
+def test_subject_that_is_not_ascii_is_rfc2047_encoded() -> None:
+    message = _compose(subject="Zvoní: Alice Nováková – 101")
+    raw_subject = message.data.split(b"\r\nSubject: ")[1].split(b"\r\nDate:")[0]
+    assert raw_subject.isascii() and b"=?utf-8?" in raw_subject
+    assert _parse(message)["Subject"] == "Zvoní: Alice Nováková – 101"
+
+
+def test_display_name_that_is_not_ascii_is_rfc2047_encoded() -> None:
+    settings = _settings()
+    settings.device.name = "Vchod „Nádvoří“"
+    message = _compose(settings=settings)
+    raw_from = message.data.split(b"From: ")[1].split(b"\r\n")[0]
+    assert raw_from.isascii() and b"=?utf-8?" in raw_from
+    assert _parse(message)["From"].addresses[0].display_name == "Vchod „Nádvoří“"
+
+
+def test_a_given_sender_is_the_author_and_smtp_from_the_sender() -> None:
+    message = _compose(sender="reception@example.org")
+    parsed = _parse(message)
+    assert parsed["From"].addresses[0].addr_spec == "reception@example.org"
+    assert parsed["Sender"] == "door@example.com"
+    assert message.sender == "door@example.com"
+
+
+def test_a_long_subject_is_folded_and_reads_back_whole() -> None:
+    subject = "Call " + "x" * 3000 + " from Alice"
+    message = _compose(subject=subject)
+    assert _parse(message)["Subject"] == subject
+    assert max(len(line) for line in message.data.split(b"\r\n")) <= 998
+
+
+def test_body_is_multipart_alternative_with_text_and_html() -> None:
+    parsed = _parse(_compose(html_body="<p>Hello <b>Alice</b></p>"))
+    assert parsed.get_content_type() == "multipart/alternative"
+    types = [part.get_content_type() for part in parsed.iter_parts()]
+    assert types == ["text/plain", "text/html"]
+    document = _part(parsed, "html")
+    assert document.startswith("<!DOCTYPE html>")
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in document
+    assert "<p>Hello <b>Alice</b></p>" in document
+
+
+def test_text_part_from_html_keeps_links_and_line_breaks() -> None:
+    body = (
+        '<p>Missed call at <b>Front&nbsp;door</b>.<br>See <a href="https://cam.example/1?a=1&amp;b=2">'
+        "the recording</a>.</p><p>Second &amp; last paragraph</p>"
+    )
+    assert _part(_parse(_compose(html_body=body)), "plain") == (
+        "Missed call at Front door.\n"
+        "See the recording (https://cam.example/1?a=1&b=2).\n\n"
+        "Second & last paragraph\n"
+    )
+
+
+def test_text_from_html_writes_lists_as_dashes_and_numbers() -> None:
+    html = "<p>Who:</p><ul><li>Alice</li><li>Bob <i>Smith</i></li></ul><ol><li>one</li><li>two</li></ol>"
+    assert html_to_text(html) == "Who:\n\n- Alice\n- Bob Smith\n\n1. one\n2. two"
+
+
+def test_text_from_html_leaves_out_head_style_and_script() -> None:
+    html = "<html><head><title>T</title><style>p{color:red}</style></head><body><script>x()</script>Hi</body></html>"
+    assert html_to_text(html) == "Hi"
+
+
+def test_text_from_html_shows_a_link_whose_text_is_its_address_once() -> None:
+    assert (
+        html_to_text('<a href="https://x.example/">https://x.example/</a>') == "https://x.example/"
+    )
+    assert html_to_text('<a href="mailto:a@b.example">a@b.example</a>') == "a@b.example"
+    assert html_to_text('<a href="https://x.example/"></a>') == "https://x.example/"
+
+
+def test_text_from_html_collapses_white_space_but_keeps_pre() -> None:
+    assert html_to_text("a \n\t b<pre>  x\n  y</pre>c") == "a b\n\n  x\n  y\n\nc"
+
+
+def test_notes_are_appended_to_both_parts() -> None:
+    parsed = _parse(_compose(notes=["The camera did not answer.", "<odd & note>"]))
+    assert _part(parsed, "plain").endswith("The camera did not answer.\n\n<odd & note>\n")
+    assert "The camera did not answer.</p>" in _part(parsed, "html")
+    assert "&lt;odd &amp; note&gt;" in _part(parsed, "html")
+
+
+def test_snapshots_are_attached_as_named_jpegs_in_a_mixed_message() -> None:
+    images = [na_image(160, 120), na_image(320, 240)]
+    parsed = _parse(_compose(snapshots=images))
+    assert parsed.get_content_type() == "multipart/mixed"
+    first, *attachments = list(parsed.iter_parts())
+    assert first.get_content_type() == "multipart/alternative"
+    assert [part.get_filename() for part in attachments] == ["snapshot-1.jpg", "snapshot-2.jpg"]
+    assert [part.get_content_type() for part in attachments] == ["image/jpeg", "image/jpeg"]
+    assert [part.get_content_disposition() for part in attachments] == ["attachment"] * 2
+    assert [part.get_content() for part in attachments] == images
+    assert Image.open(io.BytesIO(attachments[1].get_content())).size == (320, 240)
+
+
+def test_same_input_gives_the_same_bytes_apart_from_message_id() -> None:
+    images = [na_image(160, 120)]
+    first = _compose(snapshots=images, notes=["n"])
+    second = _compose(snapshots=images, notes=["n"])
+    assert first.message_id != second.message_id
+    assert first.data.replace(first.message_id.encode(), b"") == second.data.replace(
+        second.message_id.encode(), b""
+    )
+
+
+def test_different_content_gets_a_different_boundary() -> None:
+    first = _parse(_compose(html_body="<p>one</p>"))
+    second = _parse(_compose(html_body="<p>two</p>"))
+    assert first.get_boundary() != second.get_boundary()
+
+
+def test_mime_version_only_at_the_top() -> None:
+    message = _compose(snapshots=[na_image(160, 120)])
+    assert message.data.count(b"MIME-Version:") == 1
+
+
+def test_snapshots_that_would_exceed_the_message_size_limit_are_left_out_with_a_note() -> None:
+    big = _noise_jpeg(240, 180)
+    assert 30_000 < len(big) < 60_000
+    settings = _settings(max_message_bytes=100_000)
+    message = _compose(settings=settings, snapshots=[big, big, big])
+    assert len(message.data) <= 100_000
+    parsed = _parse(message)
+    attachments = [part for part in parsed.iter_attachments()]
+    assert 0 < len(attachments) < 3
+    assert "size limit" in _part(parsed, "plain")
+
+
+def test_snapshots_within_the_limit_are_all_kept() -> None:
+    small = na_image(160, 120)
+    parsed = _parse(_compose(snapshots=[small] * 5))
+    assert len(list(parsed.iter_attachments())) == 5
+
+
+def test_html_document_escapes_its_title_and_text_body_ends_with_a_newline() -> None:
+    assert "<title>&lt;x&gt;</title>" in html_document("<p>a</p>", title="<x>")
+    assert text_body("<p>a</p>") == "a\n"
+    assert text_body("", ["only a note"]) == "only a note\n"
+
+
+def _noise_jpeg(width: int, height: int) -> bytes:
+    # Random pixels do not compress, so the JPEG is large for its size.
+    image = Image.effect_noise((width, height), 120).convert("RGB")
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=95)
+    return out.getvalue()

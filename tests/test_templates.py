@@ -1,0 +1,270 @@
+"""Templates (SPEC section 5): placeholders, the extended syntax, escaping, and hostile values."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from doormail.compose import compose
+from doormail.settings import DEFAULT_ACCESS_BODY, DEFAULT_ACCESS_SUBJECT, Device, Settings
+from doormail.templates import (
+    KINDS,
+    PLACEHOLDERS,
+    SAMPLE_VALUES,
+    datetime_value,
+    header_safe,
+    render,
+    templates_for,
+)
+
+ACCESS = {
+    "User": "Alice Novak",
+    "DateTime": "2024-05-17 14:03:27",
+    "DialNumber": "101",
+    "DeviceName": "Front door",
+    "AuthId": "0012AB34CD",
+    "AuthIdType": "Card",
+    "AuthIdValid": "Valid",
+}
+
+
+@pytest.mark.parametrize("name", PLACEHOLDERS)
+def test_each_placeholder_is_replaced_by_its_value(name: str) -> None:
+    assert render(f"[${name}$]", ACCESS, html=False) == f"[{ACCESS[name]}]"
+    assert render(f"<p>${name}$</p>", ACCESS, html=True) == f"<p>{ACCESS[name]}</p>"
+
+
+def test_every_placeholder_in_one_template() -> None:
+    template = " ".join(f"${name}$" for name in PLACEHOLDERS)
+    assert render(template, ACCESS, html=False) == " ".join(ACCESS[n] for n in PLACEHOLDERS)
+
+
+def test_extended_syntax_replaces_the_value_by_its_text() -> None:
+    template = "$AuthIdValid:Valid=platný,Invalid=neplatný$"
+    assert render(template, ACCESS, html=False) == "platný"
+    assert render(template, {**ACCESS, "AuthIdValid": "Invalid"}, html=False) == "neplatný"
+
+
+def test_extended_syntax_looks_the_value_up_case_insensitively() -> None:
+    template = "$AuthIdType:CARD=karta,bluetooth=Bluetooth,Fingerprint=otisk$"
+    assert render(template, ACCESS, html=False) == "karta"
+    assert render(template, {**ACCESS, "AuthIdType": "FINGERPRINT"}, html=False) == "otisk"
+
+
+def test_extended_syntax_ignores_spaces_around_the_values() -> None:
+    assert render("$AuthIdValid:Invalid=ne, Valid=ano$", ACCESS, html=False) == "ano"
+
+
+def test_extended_syntax_uses_a_value_not_in_the_list_directly() -> None:
+    assert render("$AuthIdType:Bluetooth=BT$", ACCESS, html=False) == "Card"
+
+
+def test_extended_syntax_works_for_any_placeholder() -> None:
+    assert render("$User:Alice Novak=Mrs Novak$", ACCESS, html=False) == "Mrs Novak"
+    assert render("$DialNumber:101=reception$", ACCESS, html=False) == "reception"
+    assert render("$DeviceName:front door=Vchod$", ACCESS, html=False) == "Vchod"
+
+
+def test_extended_syntax_escapes_comma_and_equals_sign() -> None:
+    template = r"$AuthIdValid:Valid=yes\, welcome,Invalid=a\=b$"
+    assert render(template, ACCESS, html=False) == "yes, welcome"
+    assert render(template, {**ACCESS, "AuthIdValid": "Invalid"}, html=False) == "a=b"
+
+
+def test_extended_syntax_matches_an_escaped_value() -> None:
+    values = {**ACCESS, "User": "Novak, Alice"}
+    assert render(r"$User:Novak\, Alice=Alice$", values, html=False) == "Alice"
+    values = {**ACCESS, "AuthId": "a=b"}
+    assert render(r"$AuthId:a\=b=matched$", values, html=False) == "matched"
+
+
+def test_extended_syntax_text_is_the_templates_own_html() -> None:
+    template = "$AuthIdValid:Valid=<b>granted</b>,Invalid=<b>denied</b>$"
+    assert render(template, ACCESS, html=True) == "<b>granted</b>"
+
+
+def test_placeholder_unknown_for_the_kind_of_mail_stays_as_written() -> None:
+    call = {"User": "Alice", "DateTime": "now", "DialNumber": "101", "DeviceName": "door"}
+    template = "$AuthId$ $AuthIdValid:Valid=ok,Invalid=no$ $Nonsense$ $DialNumber$"
+    assert (
+        render(template, call, html=True)
+        == "$AuthId$ $AuthIdValid:Valid=ok,Invalid=no$ $Nonsense$ 101"
+    )
+
+
+def test_dollar_signs_that_are_no_placeholder_stay() -> None:
+    assert (
+        render("costs $5, $ $$User$ $User", ACCESS, html=False) == "costs $5, $ $Alice Novak $User"
+    )
+    assert render("$Price$User$", ACCESS, html=False) == "$PriceAlice Novak"
+
+
+def test_values_are_html_escaped_in_the_body() -> None:
+    values = {"User": "<script>alert('x')</script> & \"Bob\""}
+    assert render("<p>$User$</p>", values, html=True) == (
+        "<p>&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;Bob&quot;</p>"
+    )
+
+
+def test_values_are_not_escaped_in_a_subject() -> None:
+    assert render("$User$", {"User": "Tom & Jerry <x>"}, html=False) == "Tom & Jerry <x>"
+
+
+def test_cr_and_lf_never_reach_a_subject() -> None:
+    values = {"User": "Alice\r\nBcc: x@evil.example\u2028\x00\x85end"}
+    rendered = render("Call for $User$", values, html=False)
+    assert rendered == "Call for Alice Bcc: x@evil.example end"
+    assert rendered.splitlines() == [rendered]
+
+
+def test_a_subject_template_with_a_line_break_is_flattened() -> None:
+    assert render("one\r\ntwo\tthree", {}, html=False) == "one two three"
+
+
+def test_a_value_holding_a_placeholder_is_not_expanded_again() -> None:
+    values = {**ACCESS, "User": "$DeviceName$ $AuthId$"}
+    assert (
+        render("$User$ at $DeviceName$", values, html=False)
+        == "$DeviceName$ $AuthId$ at Front door"
+    )
+
+
+def test_a_lone_surrogate_becomes_a_replacement_character() -> None:
+    assert render("$User$", {"User": "a\ud800b"}, html=True) == "a\ufffdb"
+    assert render("$User$", {"User": "a\ud800b"}, html=False) == "a\ufffdb"
+
+
+def test_datetime_is_shown_in_the_device_timezone_with_its_format() -> None:
+    device = Device(timezone="Europe/Prague", datetime_format="%d.%m.%Y %H:%M (%Z)")
+    winter = datetime(2024, 1, 15, 12, 30, tzinfo=UTC)
+    summer = datetime(2024, 7, 15, 12, 30, tzinfo=UTC)
+    assert datetime_value(winter, device) == "15.01.2024 13:30 (CET)"
+    assert datetime_value(summer, device) == "15.07.2024 14:30 (CEST)"
+
+
+def test_datetime_of_a_naive_time_is_taken_as_utc() -> None:
+    device = Device(timezone="America/New_York")
+    assert datetime_value(datetime(2024, 1, 15, 12, 0), device) == "2024-01-15 07:00:00"
+
+
+def test_datetime_can_cross_the_date_line() -> None:
+    device = Device(timezone="Pacific/Auckland", datetime_format="%Y-%m-%d %H:%M")
+    assert datetime_value(datetime(2024, 12, 31, 20, 0, tzinfo=UTC), device) == "2025-01-01 09:00"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sample_values_render_the_default_templates_without_leftovers(kind: str) -> None:
+    subject, body = templates_for(Settings(), kind)
+    for rendered in (
+        render(subject, SAMPLE_VALUES[kind], html=False),
+        render(body, SAMPLE_VALUES[kind], html=True),
+    ):
+        assert "$" not in rendered
+
+
+def test_access_samples_use_the_extended_syntax_of_the_default_body() -> None:
+    assert "Access granted" in render(DEFAULT_ACCESS_BODY, SAMPLE_VALUES["access"], html=True)
+    subject = render(DEFAULT_ACCESS_SUBJECT, SAMPLE_VALUES["access"], html=False)
+    assert subject == "doormail: Valid Card access at 2024-05-17 14:03:27"
+
+
+def test_templates_for_an_unknown_kind_names_the_kinds() -> None:
+    with pytest.raises(ValueError, match="call, access"):
+        templates_for(Settings(), "doorbell")
+
+
+# -- hostile values, any of them -------------------------------------------------------------
+
+HOSTILE = st.one_of(
+    st.text(),
+    st.text(alphabet=st.characters(codec=None), max_size=50),
+    st.sampled_from(
+        [
+            "<script>alert(1)</script>",
+            "\r\nBcc: x@evil.example",
+            "\nBcc: x@evil.example\n",
+            "$User$",
+            "$DeviceName$$User$",
+            "=?utf-8?q?=0D=0ABcc:_x@evil.example?=",
+            "\u2028X-Injected: 1",
+            "x" * 10_000,
+            "\ud800",
+        ]
+    ),
+    st.builds(lambda a, b: a + "\r\nBcc: x@evil.example\r\n" + b, st.text(), st.text()),
+)
+
+SETTINGS = Settings.model_validate(
+    {"smtp": {"from": "door@example.com"}, "device": {"timezone": "Europe/Prague"}}
+)
+EXPECTED_HEADERS = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Auto-Submitted",
+    "X-Doormail-Event",
+    "MIME-Version",
+    "Content-Type",
+]
+
+
+def _access_values(user: str, card: str) -> dict[str, str]:
+    return {**ACCESS, "User": user, "AuthId": card}
+
+
+@settings(max_examples=200, deadline=None)
+@given(user=HOSTILE, card=HOSTILE)
+def test_any_user_name_or_card_id_renders_escaped_and_never_expands_twice(
+    user: str, card: str
+) -> None:
+    values = _access_values(user, card)
+    body = render("<p>$User$|$AuthId$</p>", values, html=True)
+    inner = body.removeprefix("<p>").removesuffix("</p>")
+    assert "<" not in inner and ">" not in inner and '"' not in inner
+    # What a value brings in is never taken for a placeholder: the escaped text equals the
+    # values themselves (with nothing but control characters removed).
+    assert inner.count("$") == user.count("$") + card.count("$")
+    subject = render("$User$ $AuthId$", values, html=False)
+    assert subject.splitlines() == [subject] and "\r" not in subject and "\n" not in subject
+
+
+@settings(max_examples=200, deadline=None)
+@given(user=HOSTILE, card=HOSTILE, device_name=HOSTILE)
+def test_any_user_name_or_card_id_never_adds_a_header(
+    user: str, card: str, device_name: str
+) -> None:
+    values = _access_values(user, card)
+    settings = SETTINGS.model_copy(deep=True)
+    settings.device.name = device_name.replace("\r", "").replace("\n", "")
+    subject = render(DEFAULT_ACCESS_SUBJECT + " $User$", values, html=False)
+    message = compose(
+        settings=settings,
+        event_id="ev-" + card[:40],
+        kind="access",
+        recipient="alice@example.com",
+        subject=subject,
+        html_body=render(DEFAULT_ACCESS_BODY, values, html=True),
+        snapshots=[],
+        at=datetime(2024, 5, 17, 12, 3, 27, tzinfo=UTC),
+    )
+    parsed = email.message_from_bytes(message.data, policy=email.policy.default)
+    assert list(parsed.keys()) == EXPECTED_HEADERS
+    assert parsed["To"] == "alice@example.com"
+    assert parsed["From"].addresses[0].addr_spec == "door@example.com"
+    # Python's address parser keeps the folding space between two encoded words of a phrase
+    # (RFC 2047 6.2 says to drop it), so the name is compared without its white space.
+    shown = parsed["From"].addresses[0].display_name
+    assert "".join(shown.split()) == "".join(header_safe(settings.device.name).split())
+    assert parsed["Subject"] == subject == message.subject
+    assert parsed["X-Doormail-Event"] == header_safe("ev-" + card[:40])
+    assert message.data.count(b"\r\n") == message.data.count(b"\n") == message.data.count(b"\r")
+    html_part = parsed.get_body(("html",))
+    assert html_part is not None
+    assert "<script>" not in html_part.get_content()
