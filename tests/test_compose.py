@@ -214,16 +214,23 @@ def test_mime_version_only_at_the_top() -> None:
     assert message.data.count(b"MIME-Version:") == 1
 
 
-def test_snapshots_that_would_exceed_the_message_size_limit_are_left_out_with_a_note() -> None:
+def test_snapshots_that_would_exceed_the_message_size_limit_are_reduced_with_a_note() -> None:
     big = _noise_jpeg(240, 180)
     assert 30_000 < len(big) < 60_000
-    settings = _settings(max_message_bytes=100_000)
-    message = _compose(settings=settings, snapshots=[big, big, big])
+    message = _compose(settings=_settings(max_message_bytes=100_000), snapshots=[big, big, big])
     assert len(message.data) <= 100_000
     parsed = _parse(message)
-    attachments = [part for part in parsed.iter_attachments()]
-    assert 0 < len(attachments) < 3
-    assert "size limit" in _part(parsed, "plain")
+    attachments = [part.get_content() for part in parsed.iter_attachments()]
+    assert attachments and all(len(image) < len(big) for image in attachments)
+    assert all(Image.open(io.BytesIO(image)).format == "JPEG" for image in attachments)
+    assert "size limit" in _part(parsed, "plain") and "size limit" in _part(parsed, "html")
+
+
+def test_a_message_never_exceeds_the_size_limit_however_many_snapshots() -> None:
+    big = _noise_jpeg(640, 480)
+    message = _compose(settings=_settings(max_message_bytes=100_000), snapshots=[big] * 5)
+    assert len(message.data) <= 100_000
+    assert "size limit" in _part(_parse(message), "plain")
 
 
 def test_snapshots_within_the_limit_are_all_kept() -> None:

@@ -14,6 +14,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from zoneinfo import ZoneInfo
 
+from doormail.camera.fit import attachment_size, fit_attachments
 from doormail.htmltext import html_to_text
 from doormail.mail import OutgoingMessage
 from doormail.settings import Settings
@@ -21,10 +22,9 @@ from doormail.templates import header_safe
 
 __all__ = ["compose", "html_document", "text_body"]
 
-# base64 turns each 57 bytes into a 76-character line plus CRLF.
-_BASE64_LINE_IN, _BASE64_LINE_OUT = 57, 78
-# An attachment's boundary line and part headers, with room to spare.
-_ATTACHMENT_OVERHEAD = 400
+# What turning multipart/alternative into multipart/mixed adds: one more boundary and header.
+_MIXED_OVERHEAD = 256
+_LEFT_OUT = "Snapshots were left out to keep the message within its size limit."
 # Room for the notes that fitting the snapshots may add to both parts.
 _NOTES_ALLOWANCE = 2048
 
@@ -68,10 +68,15 @@ def compose(
         message_id=message_id,
         event_id=header_safe(event_id),
     )
+    max_bytes = settings.smtp.max_message_bytes
     images, all_notes = _within_limit(
-        headers, subject, html_body, list(snapshots), list(notes), settings.smtp.max_message_bytes
+        headers, subject, html_body, list(snapshots), list(notes), max_bytes
     )
     data = bytes(_build(headers, subject, html_body, images, all_notes))
+    while len(data) > max_bytes and images:
+        # The estimate fell short (it should not): the limit still holds, at the last image's cost.
+        images.pop()
+        data = bytes(_build(headers, subject, html_body, images, [*all_notes, _LEFT_OUT]))
     _check_header_block(data, {name for name, _ in headers})
     return OutgoingMessage(
         event_id=event_id,
@@ -272,42 +277,14 @@ def _within_limit(
     max_bytes: int,
 ) -> tuple[list[bytes], list[str]]:
     """The snapshots (and notes) that keep the message within `max_bytes`: untouched when they
-    fit, otherwise scaled down or dropped by `fit_attachments`."""
+    fit, otherwise scaled down or left out by `fit_attachments`."""
     if not images:
         return images, notes
-    rest = len(bytes(_build(headers, subject, html_body, [], notes)))
-    needed = rest + sum(_encoded_size(len(image)) for image in images)
-    needed += _ATTACHMENT_OVERHEAD * len(images)
-    if needed <= max_bytes:
+    rest = len(bytes(_build(headers, subject, html_body, [], notes))) + _MIXED_OVERHEAD
+    if rest + sum(attachment_size(image) for image in images) <= max_bytes:
         return images, notes
-    room = max_bytes - rest - _NOTES_ALLOWANCE - _ATTACHMENT_OVERHEAD * len(images)
-    budget = max(0, room) * _BASE64_LINE_IN // _BASE64_LINE_OUT
-    fitted, fit_notes = fit_attachments(images, budget)
+    fitted, fit_notes = fit_attachments(images, max(0, max_bytes - rest - _NOTES_ALLOWANCE))
     return fitted, [*notes, *fit_notes]
-
-
-def fit_attachments(images: list[bytes], budget_bytes: int) -> tuple[list[bytes], list[str]]:
-    """The images whose JPEG bytes together stay within `budget_bytes` (compose has already
-    allowed for base64 and the part headers), and notes for the body about what was left out.
-
-    This is the single place where `doormail.camera.fit.fit_attachments` (which scales down
-    before it drops) is to be called; until then the last images are dropped."""
-    kept: list[bytes] = []
-    total = 0
-    for image in images:
-        if total + len(image) > budget_bytes:
-            break
-        kept.append(image)
-        total += len(image)
-    dropped = len(images) - len(kept)
-    if not dropped:
-        return kept, []
-    noun = "snapshot was" if dropped == 1 else "snapshots were"
-    return kept, [f"{dropped} {noun} left out to keep the message within its size limit."]
-
-
-def _encoded_size(size: int) -> int:
-    return -(-size // _BASE64_LINE_IN) * _BASE64_LINE_OUT
 
 
 def _local(at: datetime, timezone: str) -> datetime:
