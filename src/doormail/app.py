@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from doormail.accounts import Accounts
-from doormail.camera import NoCamera
+from doormail.camera.service import CameraService
 from doormail.certificates import Certificates
 from doormail.delivery.worker import DeliveryWorker
 from doormail.directory import Directory
@@ -48,7 +48,7 @@ class Service:
     engine: Engine
     settings: SettingsStore
     accounts: Accounts
-    camera: NoCamera
+    camera: CameraService
     certificates: Certificates
     directory: Directory
     metrics: Metrics
@@ -76,7 +76,7 @@ def build_service(paths: Paths) -> Service:
         engine=engine,
         settings=settings,
         accounts=Accounts(engine),
-        camera=NoCamera(),
+        camera=CameraService(settings.load),
         certificates=certificates,
         directory=Directory(engine),
         metrics=metrics,
@@ -84,4 +84,5 @@ def build_service(paths: Paths) -> Service:
         worker=worker,
     )
     service.runners.append(worker.run)
+    service.runners.append(service.camera.run)
     return service
