@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from doormail.accounts import Accounts
-from doormail.camera.service import CameraService
+from doormail.camera import NoCamera
 from doormail.certificates import Certificates
+from doormail.delivery.apply_test import SmtpTests
 from doormail.delivery.worker import DeliveryWorker
 from doormail.directory import Directory
 from doormail.metrics import Metrics
@@ -48,12 +49,13 @@ class Service:
     engine: Engine
     settings: SettingsStore
     accounts: Accounts
-    camera: CameraService
+    camera: NoCamera
     certificates: Certificates
     directory: Directory
     metrics: Metrics
     outbox: Outbox
     worker: DeliveryWorker
+    smtp_tests: SmtpTests = field(init=False)  # Apply & Test runs, built from the parts above
     # Long-running coroutines (the delivery worker, camera capture, event sources) that the web
     # application starts with itself and cancels when it stops.
     runners: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
@@ -76,13 +78,13 @@ def build_service(paths: Paths) -> Service:
         engine=engine,
         settings=settings,
         accounts=Accounts(engine),
-        camera=CameraService(settings.load),
+        camera=NoCamera(),
         certificates=certificates,
         directory=Directory(engine),
         metrics=metrics,
         outbox=outbox,
         worker=worker,
     )
+    service.smtp_tests = SmtpTests(settings, certificates.tls_context, service.camera)
     service.runners.append(worker.run)
-    service.runners.append(service.camera.run)
     return service

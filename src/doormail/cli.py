@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ from rich.console import Console
 
 from doormail import settings as model
 from doormail.app import DEFAULT_LISTEN, Paths, Service, build_service
+from doormail.delivery.apply_test import TestRun
 
 cli = typer.Typer(
     help="E-mail notifications for door stations and IP intercoms.", no_args_is_help=True
@@ -222,6 +224,41 @@ def event(
         where = f"{problem['field']}: " if problem.get("field") else ""
         raise _fail(where + str(problem.get("message", reply.text)))
     print(json.dumps(reply.json(), indent=2))
+
+
+@cli.command("test-email")
+def test_email(
+    to: Annotated[str, typer.Option("--to", help="the address that receives the test e-mail")],
+    data: DataOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Apply & Test: send a test e-mail with the saved SMTP settings, printing each stage."""
+    service = _service(data, database)
+    try:
+        run = service.smtp_tests.prepare(to)
+    except model.SettingsError as error:
+        raise _fail(f"{error.field}: {error.message}") from None
+    asyncio.run(_print_test_run(service, run))
+    if run.state != "sent":
+        console.print("[red]The test e-mail was not sent.[/red]")
+        raise typer.Exit(1)
+    console.print("[green]The server accepted the test e-mail.[/green]")
+
+
+async def _print_test_run(service: Service, run: TestRun) -> None:
+    from datetime import datetime
+
+    from rich.markup import escape
+
+    task = asyncio.create_task(service.smtp_tests.execute(run))
+    async for line in run.follow():
+        when = datetime.fromtimestamp(line.at).strftime("%H:%M:%S.%f")[:-3]
+        colour = "yellow" if line.stage == "hint" else "bold"
+        console.print(
+            f"[dim]{when}[/dim] [{colour}]{line.stage:>10}[/{colour}] {escape(line.message)}",
+            soft_wrap=True,
+        )
+    await task
 
 
 def main() -> None:

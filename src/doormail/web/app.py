@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from doormail.app import Service
-from doormail.web import api_certificates, api_config, api_users, errors, ui
+from doormail.web import api_certificates, api_config, api_smtp_test, api_users, errors, ui
 from doormail.web.security import FailureThrottle, authenticate
 
 # Each router module registers itself here; every one of them needs authentication.
@@ -19,6 +19,7 @@ PROTECTED_ROUTERS: list[APIRouter] = [
     api_config.router,
     api_certificates.router,
     api_users.router,
+    api_smtp_test.router,
 ]
 
 

@@ -1,0 +1,206 @@
+"""Apply & Test (SPEC section 8): a test e-mail with one snapshot sent straight over an SMTP
+session (not through the outbox) with the saved settings, or unsaved `smtp` overrides, while
+each stage is logged live. Runs are kept in memory, the newest few only."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import ssl
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from doormail import settings as model
+from doormail.camera import Snapshots
+from doormail.certificates import CertificateError
+from doormail.compose import compose
+from doormail.delivery.errors import DeliveryError
+from doormail.delivery.session import SmtpSession
+
+__all__ = ["LogLine", "SmtpTests", "TestRun"]
+
+log = logging.getLogger("doormail.apply_test")
+
+State = Literal["running", "sent", "failed"]
+SNAPSHOT_WIDTH, SNAPSHOT_HEIGHT = 640, 480
+KEEP_RUNS = 50
+TIMEOUT = 20.0
+
+
+class SnapshotSource(Protocol):
+    async def snapshots(
+        self, start: float, end: float, count: int, width: int, height: int
+    ) -> Snapshots: ...
+
+
+class SettingsSource(Protocol):
+    def load(self) -> model.Settings: ...
+
+
+TlsContexts = Callable[[model.Smtp], ssl.SSLContext]
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a run's log: when, which stage, what happened."""
+
+    at: float
+    stage: str
+    message: str
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TestRun:
+    """One Apply & Test: its log grows while it runs; `state` ends as sent or failed."""
+
+    __test__ = False  # not a pytest class, despite the name
+
+    id: str
+    to: str
+    settings: model.Settings
+    tls_context: ssl.SSLContext
+    state: State = "running"
+    log: list[LogLine] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add(self, stage: str, message: str) -> None:
+        self.log.append(LogLine(time.time(), stage, message))
+        self._notify()
+
+    def finish(self, state: State) -> None:
+        self.state = state
+        self._notify()
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "state": self.state, "log": [line.public() for line in self.log]}
+
+    async def follow(self) -> AsyncIterator[LogLine]:
+        """Every line, those already written and then each as it comes, until the run ends."""
+        shown = 0
+        while True:
+            wake = self._wake
+            while shown < len(self.log):
+                yield self.log[shown]
+                shown += 1
+            if self.state != "running":
+                return
+            await wake.wait()
+
+    def _notify(self) -> None:
+        # Followers hold the event they wait on; a fresh one is made for the next change.
+        wake, self._wake = self._wake, asyncio.Event()
+        wake.set()
+
+
+class SmtpTests:
+    """The Apply & Test runs of one service."""
+
+    def __init__(
+        self,
+        settings: SettingsSource,
+        tls_contexts: TlsContexts,
+        camera: SnapshotSource,
+        *,
+        keep: int = KEEP_RUNS,
+        timeout: float = TIMEOUT,
+    ) -> None:
+        self._settings = settings
+        self._tls_contexts = tls_contexts
+        self._camera = camera
+        self._keep = keep
+        self._timeout = timeout
+        self._runs: OrderedDict[str, TestRun] = OrderedDict()
+
+    def prepare(self, to: str, smtp: Mapping[str, Any] | None = None) -> TestRun:
+        """A run for `to` with the saved settings and `smtp` overrides merged in; SettingsError
+        names the first bad field (`to`, `smtp.port`, ...)."""
+        to = to.strip() if isinstance(to, str) else ""
+        if not model.is_address(to):
+            raise model.SettingsError("to", "must be one e-mail address, e.g. alice@example.com")
+        if smtp is not None and not isinstance(smtp, Mapping):
+            raise model.SettingsError("smtp", "must be a JSON object")
+        current = self._settings.load()
+        settings = model.apply_patch(current, {"smtp": dict(smtp)}) if smtp else current
+        for name, value in (("server", settings.smtp.server), ("from", settings.smtp.from_)):
+            if not value:
+                raise model.SettingsError(f"smtp.{name}", "is required to send the test e-mail")
+        try:
+            context = self._tls_contexts(settings.smtp)
+        except CertificateError as error:
+            raise model.SettingsError(error.field, error.message) from None
+        return TestRun(id=uuid.uuid4().hex[:16], to=to, settings=settings, tls_context=context)
+
+    def start(self, to: str, smtp: Mapping[str, Any] | None = None) -> TestRun:
+        """Prepare a run and start it in the background (call from the event loop)."""
+        run = self.prepare(to, smtp)
+        self._remember(run)
+        run.task = asyncio.get_running_loop().create_task(self.execute(run))
+        return run
+
+    def get(self, run_id: str) -> TestRun | None:
+        return self._runs.get(run_id)
+
+    async def execute(self, run: TestRun) -> None:
+        """Compose the test e-mail and send it; never raises, the outcome is in the run."""
+        try:
+            await self._send(run)
+        except DeliveryError as error:
+            run.add(error.stage, f"{error}")
+            run.add("hint", error.hint)
+            run.finish("failed")
+        except Exception as error:
+            log.exception("Apply & Test %s failed unexpectedly", run.id)
+            run.add("error", f"{type(error).__name__}: {error}")
+            run.add("hint", "an internal error; the service log has the details")
+            run.finish("failed")
+        else:
+            run.finish("sent")
+
+    async def _send(self, run: TestRun) -> None:
+        settings = run.settings
+        now = time.time()
+        snapshots = await self._camera.snapshots(now, now, 1, SNAPSHOT_WIDTH, SNAPSHOT_HEIGHT)
+        message = compose(
+            settings=settings,
+            event_id=f"test-{run.id}",
+            kind="test",
+            recipient=run.to,
+            subject=f"doormail test e-mail from {settings.device.name}",
+            html_body=_body(settings.device.name),
+            snapshots=snapshots.images[:1],
+            at=datetime.fromtimestamp(now, UTC),
+            notes=snapshots.notes,
+        )
+        run.add(
+            "message",
+            f"test e-mail to {run.to}: {len(message.data)} bytes, "
+            f"{len(snapshots.images[:1])} snapshot ({SNAPSHOT_WIDTH}x{SNAPSHOT_HEIGHT})",
+        )
+        async with SmtpSession(
+            settings.smtp, run.tls_context, on_stage=run.add, timeout=self._timeout
+        ) as session:
+            await session.send(message.sender, message.recipient, message.data)
+
+    def _remember(self, run: TestRun) -> None:
+        self._runs[run.id] = run
+        while len(self._runs) > self._keep:
+            self._runs.popitem(last=False)
+
+
+def _body(device_name: str) -> str:
+    name = html.escape(device_name)
+    return (
+        f"<p>This is a test e-mail from <b>{name}</b>, sent by Apply &amp; Test.</p>\n"
+        "<p>The SMTP settings work: the server accepted this message. The attached snapshot"
+        " shows what the camera saw when it was sent.</p>"
+    )

@@ -1,0 +1,68 @@
+"""`/api/smtp/test`: Apply & Test over HTTP (SPEC section 8) — start a run, read its log, or
+follow it live as Server-Sent Events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from doormail.delivery.apply_test import SmtpTests, TestRun
+from doormail.web.errors import ApiError
+from doormail.web.state import service_of
+
+router = APIRouter(prefix="/api/smtp/test", tags=["smtp"])
+
+
+class TestRequest(BaseModel):
+    """The test address and, optionally, SMTP settings not saved yet."""
+
+    __test__ = False
+    model_config = ConfigDict(extra="forbid")
+
+    to: str
+    smtp: dict[str, Any] = Field(default_factory=dict)
+
+
+def _tests(request: Request) -> SmtpTests:
+    return service_of(request).smtp_tests
+
+
+def _run(request: Request, run_id: str) -> TestRun:
+    run = _tests(request).get(run_id)
+    if run is None:
+        raise ApiError(404, "not_found", f"no Apply & Test run {run_id!r}", "id")
+    return run
+
+
+@router.post("", status_code=202)
+async def start_test(request: Request, body: TestRequest) -> dict[str, str]:
+    run = _tests(request).start(body.to, body.smtp)
+    return {"id": run.id}
+
+
+@router.get("/{run_id}")
+async def test_status(request: Request, run_id: str) -> dict[str, Any]:
+    return _run(request, run_id).public()
+
+
+@router.get("/{run_id}/events")
+async def test_events(request: Request, run_id: str) -> StreamingResponse:
+    run = _run(request, run_id)
+    return StreamingResponse(
+        _events(run),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(run: TestRun) -> AsyncIterator[str]:
+    number = 0
+    async for line in run.follow():
+        number += 1
+        yield f"id: {number}\nevent: log\ndata: {json.dumps(line.public())}\n\n"
+    yield f"event: end\ndata: {json.dumps({'state': run.state})}\n\n"

@@ -1,0 +1,174 @@
+"""`/api/smtp/test` (Apply & Test over HTTP) against an in-process aiosmtpd server: a run is
+started with unsaved settings, its log can be read or followed live as Server-Sent Events, and
+bad input is refused naming the field."""
+
+from __future__ import annotations
+
+import email
+import json
+import time
+from collections.abc import Iterator
+from email.message import Message
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from fastapi.testclient import TestClient
+
+from tests.conftest import free_port
+
+
+class Recorder:
+    """Takes every mail; refuses recipients at refused.example."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address.endswith("@refused.example"):
+            return "550 5.1.1 <" + address + ">: Recipient address rejected"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.original_content))
+        return "250 2.0.0 Ok: queued as RECORDED"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[Recorder, dict[str, Any]]]:
+    recorder = Recorder()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield recorder, {"server": "127.0.0.1", "port": port, "from": "door@example.org"}
+    finally:
+        controller.stop()
+
+
+def finished(api: TestClient, run_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        status: dict[str, Any] = api.get(f"/api/smtp/test/{run_id}").json()
+        if status["state"] != "running":
+            return status
+        time.sleep(0.02)
+    raise AssertionError(f"Apply & Test {run_id} still running")
+
+
+def test_apply_and_test_sends_the_test_email_with_one_snapshot(
+    api: TestClient, smtp_server: tuple[Recorder, dict[str, Any]]
+) -> None:
+    recorder, smtp = smtp_server
+    started = api.post("/api/smtp/test", json={"to": "alice@example.com", "smtp": smtp})
+    assert started.status_code == 202
+    status = finished(api, started.json()["id"])
+    assert status["state"] == "sent"
+    stages = [line["stage"] for line in status["log"]]
+    for stage in ("resolving", "connecting", "ehlo", "mail", "rcpt", "data", "reply"):
+        assert stage in stages
+    assert status["log"][-1]["message"] == "250 2.0.0 Ok: queued as RECORDED"
+    assert all(isinstance(line["at"], float) for line in status["log"])
+    [message] = recorder.messages
+    assert message["Subject"] == "doormail test e-mail from doormail"
+    attachments = [part.get_filename() for part in message.walk() if part.get_filename()]
+    assert attachments == ["snapshot-1.jpg"]
+
+
+def test_unsaved_settings_are_not_saved(
+    api: TestClient, smtp_server: tuple[Recorder, dict[str, Any]]
+) -> None:
+    _recorder, smtp = smtp_server
+    before = api.get("/api/config").json()["smtp"]
+    run_id = api.post("/api/smtp/test", json={"to": "a@example.com", "smtp": smtp}).json()["id"]
+    finished(api, run_id)
+    assert api.get("/api/config").json()["smtp"] == before
+
+
+def test_events_stream_each_stage_and_end_with_the_state(
+    api: TestClient, smtp_server: tuple[Recorder, dict[str, Any]]
+) -> None:
+    _recorder, smtp = smtp_server
+    run_id = api.post("/api/smtp/test", json={"to": "a@example.com", "smtp": smtp}).json()["id"]
+    events: list[tuple[str, dict[str, Any]]] = []
+    with api.stream("GET", f"/api/smtp/test/{run_id}/events") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        kind = ""
+        for line in stream.iter_lines():
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((kind, json.loads(line.removeprefix("data: "))))
+    assert events[-1] == ("end", {"state": "sent"})
+    logged = [data for kind, data in events if kind == "log"]
+    assert logged == api.get(f"/api/smtp/test/{run_id}").json()["log"]
+
+
+def test_a_refused_recipient_fails_with_the_hint_as_last_line(
+    api: TestClient, smtp_server: tuple[Recorder, dict[str, Any]]
+) -> None:
+    _recorder, smtp = smtp_server
+    body = {"to": "nobody@refused.example", "smtp": smtp}
+    status = finished(api, api.post("/api/smtp/test", json=body).json()["id"])
+    assert status["state"] == "failed"
+    assert status["log"][-2]["stage"] == "rcpt"
+    assert "550 5.1.1" in status["log"][-2]["message"]
+    assert status["log"][-1]["stage"] == "hint"
+    assert "recipient" in status["log"][-1]["message"]
+
+
+def test_the_password_never_appears_in_the_log(
+    api: TestClient, smtp_server: tuple[Recorder, dict[str, Any]]
+) -> None:
+    _recorder, smtp = smtp_server
+    smtp = {**smtp, "username": "door", "password": "very-secret-password"}
+    status = finished(
+        api, api.post("/api/smtp/test", json={"to": "a@b.example", "smtp": smtp}).json()["id"]
+    )
+    assert status["state"] == "failed"  # no AUTH in the clear with security auto
+    assert "very-secret-password" not in json.dumps(status)
+
+
+def test_a_bad_address_is_refused_naming_to(api: TestClient) -> None:
+    reply = api.post("/api/smtp/test", json={"to": "not an address"})
+    assert reply.status_code == 422
+    assert reply.json()["error"]["field"] == "to"
+
+
+def test_a_missing_address_is_refused_naming_to(api: TestClient) -> None:
+    reply = api.post("/api/smtp/test", json={})
+    assert reply.status_code == 422
+    assert reply.json()["error"]["field"] == "to"
+
+
+def test_a_bad_unsaved_setting_is_refused_naming_it(api: TestClient) -> None:
+    body = {"to": "a@example.com", "smtp": {"server": "127.0.0.1", "port": 70000}}
+    reply = api.post("/api/smtp/test", json=body)
+    assert reply.status_code == 422
+    assert reply.json()["error"]["field"] == "smtp.port"
+
+
+def test_without_a_server_the_test_is_refused_naming_smtp_server(api: TestClient) -> None:
+    reply = api.post("/api/smtp/test", json={"to": "a@example.com"})
+    assert reply.status_code == 422
+    assert reply.json()["error"]["field"] == "smtp.server"
+
+
+def test_an_empty_ca_set_is_refused_naming_smtp_ca(api: TestClient) -> None:
+    smtp = {"server": "127.0.0.1", "from": "door@example.org", "ca": "ca3"}
+    reply = api.post("/api/smtp/test", json={"to": "a@example.com", "smtp": smtp})
+    assert reply.status_code == 422
+    assert reply.json()["error"]["field"] == "smtp.ca"
+
+
+def test_an_unknown_run_is_404(api: TestClient) -> None:
+    assert api.get("/api/smtp/test/nope").status_code == 404
+    assert api.get("/api/smtp/test/nope/events").status_code == 404
+
+
+def test_apply_and_test_needs_authentication(anonymous: TestClient) -> None:
+    assert anonymous.post("/api/smtp/test", json={"to": "a@example.com"}).status_code == 401
+    assert anonymous.get("/api/smtp/test/x").status_code == 401
