@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from doormail.accounts import Accounts
-from doormail.camera import NoCamera
+from doormail.camera.service import CameraService
 from doormail.certificates import Certificates
 from doormail.delivery.apply_test import SmtpTests
 from doormail.delivery.worker import DeliveryWorker
@@ -49,7 +49,7 @@ class Service:
     engine: Engine
     settings: SettingsStore
     accounts: Accounts
-    camera: NoCamera
+    camera: CameraService
     certificates: Certificates
     directory: Directory
     metrics: Metrics
@@ -78,7 +78,7 @@ def build_service(paths: Paths) -> Service:
         engine=engine,
         settings=settings,
         accounts=Accounts(engine),
-        camera=NoCamera(),
+        camera=CameraService(settings.load),
         certificates=certificates,
         directory=Directory(engine),
         metrics=metrics,
@@ -87,4 +87,5 @@ def build_service(paths: Paths) -> Service:
     )
     service.smtp_tests = SmtpTests(settings, certificates.tls_context, service.camera)
     service.runners.append(worker.run)
+    service.runners.append(service.camera.run)
     return service
