@@ -12,10 +12,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from doormail import settings as model
 from doormail.app import DEFAULT_LISTEN, Paths, Service, build_service
 from doormail.delivery.apply_test import TestRun
+from doormail.outbox import OutboxError, OutboxItem
 
 cli = typer.Typer(
     help="E-mail notifications for door stations and IP intercoms.", no_args_is_help=True
@@ -259,6 +262,50 @@ async def _print_test_run(service: Service, run: TestRun) -> None:
             soft_wrap=True,
         )
     await task
+
+
+
+@cli.command("outbox")
+def outbox_command(
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="queued | sending | sent | failed | expired (default all)"),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="how many, newest first")] = 100,
+    data: DataOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """The outbox as a table, newest first."""
+    try:
+        page = _service(data, database).outbox.list(status, limit)
+    except OutboxError as error:
+        raise _fail(f"--{error.field}: {error.message}") from None
+    console.print(outbox_table(page.items))
+    if page.next is not None:
+        console.print(f"[dim]only the newest {limit} are shown (--limit)[/dim]")
+
+
+def outbox_table(items: list[OutboxItem]) -> Table:
+    """Outbox entries as a Rich table: when, state, attempts, whom, what, and the last word."""
+    from datetime import datetime
+
+    colours = {"sent": "green", "failed": "red", "expired": "red", "sending": "cyan"}
+    table = Table("id", "created", "status", "tries", "kind", "to", "subject", "server / error")
+    for item in items:
+        colour = colours.get(item.status, "yellow")
+        created = datetime.fromtimestamp(item.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        said = item.last_error if item.status != "sent" else item.smtp_reply
+        table.add_row(
+            item.id,
+            created,
+            Text(item.status, style=colour),
+            str(item.attempts),
+            Text(item.kind),
+            Text(item.to),
+            Text(item.subject),
+            Text(said or ""),
+        )
+    return table
 
 
 def main() -> None:

@@ -11,7 +11,16 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from doormail.app import Service
-from doormail.web import api_certificates, api_config, api_smtp_test, api_users, errors, ui
+from doormail.web import (
+    api_certificates,
+    api_config,
+    api_metrics,
+    api_outbox,
+    api_smtp_test,
+    api_users,
+    errors,
+    ui,
+)
 from doormail.web.security import FailureThrottle, authenticate
 
 # Each router module registers itself here; every one of them needs authentication.
@@ -20,6 +29,8 @@ PROTECTED_ROUTERS: list[APIRouter] = [
     api_certificates.router,
     api_users.router,
     api_smtp_test.router,
+    api_outbox.router,
+    api_metrics.router,
 ]
 
 

@@ -1,0 +1,75 @@
+"""`/api/outbox` (SPEC section 8): the outbox newest first with a cursor, one entry, its exact
+message bytes, and a retry by hand for failed or expired mail."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from doormail.outbox import NotRetryable, Outbox, OutboxError, UnknownMessage
+from doormail.web.errors import ApiError
+from doormail.web.state import service_of
+
+router = APIRouter(prefix="/api/outbox", tags=["outbox"])
+
+
+def _outbox(request: Request) -> Outbox:
+    return service_of(request).outbox
+
+
+@contextmanager
+def _answers() -> Iterator[None]:
+    """The outbox's refusals as the API's error shape."""
+    try:
+        yield
+    except UnknownMessage as error:
+        raise ApiError(404, "not_found", error.message, error.field) from None
+    except NotRetryable as error:
+        raise ApiError(409, "conflict", error.message, error.field) from None
+    except OutboxError as error:
+        raise ApiError(422, "validation", error.message, error.field) from None
+
+
+@router.get("")
+def list_outbox(
+    request: Request,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    limit: Annotated[int, Query()] = 100,
+    cursor: Annotated[str | None, Query(max_length=256)] = None,
+) -> dict[str, Any]:
+    with _answers():
+        page = _outbox(request).list(status, limit, cursor)
+    return {"items": [item.public() for item in page.items], "next": page.next}
+
+
+@router.get("/{item_id}")
+def get_item(request: Request, item_id: str) -> dict[str, Any]:
+    item = _outbox(request).get(item_id)
+    if item is None:
+        raise ApiError(404, "not_found", f"no outbox entry {item_id!r}", "id")
+    return item.public()
+
+
+@router.get("/{item_id}/message")
+def get_message(request: Request, item_id: str) -> Response:
+    with _answers():
+        data = _outbox(request).message(item_id)
+    return Response(
+        data,
+        media_type="message/rfc822",
+        headers={"Content-Disposition": f'inline; filename="{item_id}.eml"'},
+    )
+
+
+@router.post("/{item_id}/retry")
+def retry_item(request: Request, item_id: str) -> dict[str, Any]:
+    """Queue the mail again, due now, with a new deadline of `smtp.deliver_in` from now."""
+    service = service_of(request)
+    deliver_in = service.settings.load().smtp.deliver_in
+    with _answers():
+        item = service.outbox.retry(item_id, deliver_in=deliver_in)
+    service.worker.notify()
+    return item.public()
