@@ -1,30 +1,41 @@
-"""The settings web UI at `/`: login with the admin account, a signed session cookie with a CSRF
-token, and the manual's tabs as server-rendered pages. Settings are changed through the same
-model as the API; the other tabs call the service's parts or, from the page, the HTTP API."""
+"""The settings web UI at `/`: login with the admin account, a signed session cookie carrying a
+CSRF token, and the manual's settings tabs as server-rendered pages, changed through the same
+settings model as the API. The certificates, users and outbox tabs live in their own modules."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import jinja2
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.staticfiles import StaticFiles
-from starlette.templating import Jinja2Templates
 
 from doormail import settings as model
 from doormail.accounts import ADMIN
 from doormail.app import Service
+from doormail.web import ui_certificates, ui_outbox, ui_users
 from doormail.web.security import FailureThrottle
 from doormail.web.state import service_of
+from doormail.web.ui_common import (
+    CSRF_FIELD,
+    HERE,
+    CsrfRefused,
+    LoginRequired,
+    csrf_matches,
+    flash,
+    page,
+    read_form,
+    require_user,
+    session_user,
+)
 from doormail.web.ui_fields import (
     SETTINGS_TABS,
     Tab,
@@ -33,40 +44,10 @@ from doormail.web.ui_fields import (
     submitted_values,
 )
 
-_HERE = Path(__file__).parent
 SESSION_COOKIE = "doormail_session"
 SESSION_HOURS = 12
-CSRF_FIELD = "csrf_token"
 
-# The tabs in the manual's order, then doormail's own; (path, title).
-NAVIGATION = (
-    ("/smtp", "SMTP"),
-    ("/email-on-call", "E-Mail on Call"),
-    ("/email-on-access", "E-Mail on Access"),
-    ("/email-on-event", "E-Mail on Event"),
-    ("/camera", "Camera"),
-    ("/certificates", "Certificates"),
-    ("/users", "Users"),
-    ("/outbox", "Outbox"),
-    ("/device", "Device"),
-)
-
-templates = Jinja2Templates(
-    env=jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_HERE / "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-)
 router = APIRouter(include_in_schema=False)
-
-
-class LoginRequired(Exception):
-    """Raised by a page without a logged-in session; answered with a redirect to /login."""
-
-
-class CsrfRefused(Exception):
-    """A form posted without this session's CSRF token."""
 
 
 def install(app: FastAPI, service: Service) -> None:
@@ -78,8 +59,10 @@ def install(app: FastAPI, service: Service) -> None:
         max_age=SESSION_HOURS * 3600,
         same_site="lax",
     )
-    app.mount("/static", StaticFiles(directory=_HERE / "static"), name="static")
-    app.include_router(router)
+    # Open without a session: the login page needs its stylesheet. Nothing here is secret.
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    for pages in (router, ui_certificates.router, ui_users.router, ui_outbox.router):
+        app.include_router(pages, include_in_schema=False)
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, _error: LoginRequired) -> Response:
@@ -88,91 +71,26 @@ def install(app: FastAPI, service: Service) -> None:
 
     @app.exception_handler(CsrfRefused)
     async def _csrf_refused(request: Request, _error: CsrfRefused) -> Response:
-        return templates.TemplateResponse(
-            request,
-            "refused.html",
-            {"title": "Form expired", "csrf": csrf_token(request)},
-            status_code=403,
-        )
+        return page(request, "refused.html", {"title": "Form expired"}, status_code=403)
 
 
 def session_key(data_dir: Path) -> str:
     """The key that signs session cookies, kept in the data folder so that sessions survive a
-    restart; created on first use, readable by the owner only."""
+    restart; made on first use, readable by the owner only."""
     path = data_dir / "session.key"
-    try:
-        return path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        pass
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it meanwhile: use theirs
-        return path.read_text(encoding="ascii").strip()
-    with os.fdopen(descriptor, "w", encoding="ascii") as file:
-        file.write(key)
-    return key
-
-
-# -- session and CSRF ---------------------------------------------------------------------------
-
-
-def session_user(request: Request) -> str | None:
-    user = request.session.get("user")
-    return user if isinstance(user, str) else None
-
-
-def csrf_token(request: Request) -> str:
-    """This session's CSRF token, made on first use."""
-    token = request.session.get("csrf")
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        request.session["csrf"] = token
-    return token
-
-
-def csrf_matches(request: Request, presented: str | None) -> bool:
-    expected = request.session.get("csrf")
-    return (
-        isinstance(expected, str)
-        and isinstance(presented, str)
-        and hmac.compare_digest(expected.encode(), presented.encode())
-    )
-
-
-def require_user(request: Request) -> str:
-    user = session_user(request)
-    if user is None:
-        raise LoginRequired()
-    return user
-
-
-async def read_form(request: Request) -> dict[str, str]:
-    """The posted form (text fields only) after the session and CSRF checks."""
-    require_user(request)
-    form = await request.form()
-    if not csrf_matches(request, _text(form.get(CSRF_FIELD))):
-        raise CsrfRefused()
-    return {key: value for key, value in form.items() if isinstance(value, str)}
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
-    """A UI page with the layout's context: who is logged in, the CSRF token, the tabs."""
-    full = {
-        "user": session_user(request),
-        "csrf": csrf_token(request),
-        "navigation": NAVIGATION,
-        "current": request.url.path,
-        **context,
-    }
-    response = templates.TemplateResponse(request, name, full, status_code=status_code)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=data_dir, prefix=".session.key.")
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(secrets.token_urlsafe(48))
+        try:
+            # A hard link appears whole or not at all, and fails if another process won the race.
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
+    return path.read_text(encoding="ascii").strip()
 
 
 # -- login ----------------------------------------------------------------------------------------
@@ -198,7 +116,7 @@ async def login(request: Request) -> Response:
     fields = {key: value for key, value in form.items() if isinstance(value, str)}
     target = _safe_next(fields.get("next"))
     if not csrf_matches(request, fields.get(CSRF_FIELD)):
-        return _login_refused(request, target, "The form had expired. Please log in again.")
+        return _login_refused(request, target, "The form had expired; please log in again.")
     client = request.client.host if request.client else "unknown"
     throttle: FailureThrottle = request.app.state.throttle
     name = fields.get("username", ADMIN).strip() or ADMIN
@@ -211,7 +129,7 @@ async def login(request: Request) -> Response:
         throttle.failed(client)
         return _login_refused(request, target, "Wrong user name or password.")
     throttle.succeeded(client)
-    # A fresh token on login, so a token seen before login is worth nothing after it.
+    # A fresh token on login, so that a token seen before logging in is worth nothing after.
     request.session.clear()
     request.session["user"] = name
     request.session["csrf"] = secrets.token_urlsafe(32)
@@ -251,7 +169,6 @@ def _settings_page(
         "tab": tab,
         "values": values,
         "errors": errors,
-        "saved": request.query_params.get("saved") == "1",
     }
     return page(request, "settings.html", context, status_code)
 
@@ -275,19 +192,19 @@ def _save_tab(tab: Tab) -> Any:
             updated = model.apply_patch(current, patch_from_form(tab, form))
         except model.SettingsError as error:
             if wants_json:
-                body = {
-                    "error": {"code": "validation", "field": error.field, "message": error.message}
-                }
-                return JSONResponse(body, status_code=422)
+                body = {"code": "validation", "field": error.field, "message": error.message}
+                return JSONResponse({"error": body}, status_code=422)
             values = submitted_values(tab, form, current.public())
-            known = {f.path for f in tab.fields}
-            key = error.field if error.field in known else "_form"
-            message = error.message if key != "_form" else f"{error.field}: {error.message}"
-            return _settings_page(request, tab, values, {key: message}, status_code=422)
+            if error.field in {f.path for f in tab.fields}:
+                errors = {error.field: error.message}
+            else:
+                errors = {"_form": f"{error.field}: {error.message}"}
+            return _settings_page(request, tab, values, errors, status_code=422)
         await run_in_threadpool(store.save, updated)
         if wants_json:
             return JSONResponse({"saved": True})
-        return RedirectResponse(f"/{tab.slug}?saved=1", status_code=303)
+        flash(request, "Settings saved.")
+        return RedirectResponse(f"/{tab.slug}", status_code=303)
 
     return save
 
