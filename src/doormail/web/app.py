@@ -17,6 +17,7 @@ from doormail.web import (
     api_metrics,
     api_outbox,
     api_smtp_test,
+    api_templates,
     api_users,
     errors,
     ui,
@@ -31,6 +32,7 @@ PROTECTED_ROUTERS: list[APIRouter] = [
     api_smtp_test.router,
     api_outbox.router,
     api_metrics.router,
+    api_templates.router,
 ]
 
 

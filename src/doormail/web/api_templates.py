@@ -1,0 +1,72 @@
+"""`/api/templates/preview` (SPEC section 5): a kind of mail's saved (or given, unsaved)
+subject and body rendered with sample values, as the recipient would see them."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from doormail.compose import html_document, text_body
+from doormail.settings import Settings
+from doormail.templates import KINDS, SAMPLE_VALUES, datetime_value, render, templates_for
+from doormail.web.errors import ApiError
+from doormail.web.state import service_of
+
+router = APIRouter(prefix="/api/templates", tags=["templates"])
+
+MAX_TEMPLATE = 200_000
+
+
+class PreviewRequest(BaseModel):
+    """The body of `POST /api/templates/preview`, for templates too long for a query string."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    subject: str | None = Field(None, max_length=MAX_TEMPLATE)
+    body: str | None = Field(None, max_length=MAX_TEMPLATE)
+
+
+@router.get("/preview")
+async def preview(
+    request: Request,
+    kind: str,
+    subject: Annotated[str | None, Query(max_length=MAX_TEMPLATE)] = None,
+    body: Annotated[str | None, Query(max_length=MAX_TEMPLATE)] = None,
+) -> dict[str, Any]:
+    """`{"kind", "subject", "html", "text"}`: `html` is the complete `text/html` part and
+    `text` the `text/plain` part made from it. `subject`/`body` preview unsaved templates."""
+    settings = await run_in_threadpool(service_of(request).settings.load)
+    return render_preview(settings, kind, subject, body)
+
+
+@router.post("/preview")
+async def preview_posted(request: Request, given: PreviewRequest) -> dict[str, Any]:
+    settings = await run_in_threadpool(service_of(request).settings.load)
+    return render_preview(settings, given.kind, given.subject, given.body)
+
+
+def render_preview(
+    settings: Settings, kind: str, subject: str | None, body: str | None
+) -> dict[str, Any]:
+    """The preview of `kind` under `settings`, with the sample values of SAMPLE_VALUES and the
+    device's own name and current time."""
+    if kind not in KINDS:
+        raise ApiError(422, "validation", f"must be one of {', '.join(KINDS)}", "kind")
+    saved_subject, saved_body = templates_for(settings, kind)
+    values = dict(SAMPLE_VALUES[kind])
+    values["DeviceName"] = settings.device.name
+    values["DateTime"] = datetime_value(datetime.fromtimestamp(time.time(), UTC), settings.device)
+    rendered_subject = render(saved_subject if subject is None else subject, values, html=False)
+    rendered_body = render(saved_body if body is None else body, values, html=True)
+    return {
+        "kind": kind,
+        "subject": rendered_subject,
+        "html": html_document(rendered_body, title=rendered_subject),
+        "text": text_body(rendered_body),
+    }
