@@ -17,6 +17,7 @@ from doormail.certificates import Certificates
 from doormail.delivery.apply_test import SmtpTests
 from doormail.delivery.worker import DeliveryWorker
 from doormail.directory import Directory
+from doormail.intake import Intake
 from doormail.metrics import Metrics
 from doormail.outbox import Outbox
 from doormail.store import open_engine, upgrade
@@ -56,6 +57,7 @@ class Service:
     outbox: Outbox
     worker: DeliveryWorker
     smtp_tests: SmtpTests = field(init=False)  # Apply & Test runs, built from the parts above
+    intake: Intake = field(init=False)  # events in, mails queued: built from the parts above
     # Long-running coroutines (the delivery worker, camera capture, event sources) that the web
     # application starts with itself and cancels when it stops.
     runners: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
@@ -86,6 +88,7 @@ def build_service(paths: Paths) -> Service:
         worker=worker,
     )
     service.smtp_tests = SmtpTests(settings, certificates.tls_context, service.camera)
+    service.intake = Intake(service)
     service.runners.append(worker.run)
     service.runners.append(service.camera.run)
     return service

@@ -249,6 +249,11 @@ class Directory:
         with self._engine.connect() as connection:
             yield _Reader(connection)
 
+    @staticmethod
+    def on(connection: Connection) -> UserLookup:
+        """A UserLookup inside the caller's connection (and transaction)."""
+        return _Reader(connection)
+
     def by_id(self, user_id: str) -> User | None:
         with self.reader() as users:
             return users.by_id(user_id)

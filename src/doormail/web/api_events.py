@@ -1,0 +1,26 @@
+"""`POST /api/events` (SPEC section 4): one event or an array of them; the 202 reply comes once
+every mail they cause is durably queued (an array in, an array out)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from doormail.events import EventError
+from doormail.web.errors import ApiError
+from doormail.web.state import service_of
+
+router = APIRouter(prefix="/api/events", tags=["events"])
+
+
+@router.post("")
+async def post_events(request: Request) -> JSONResponse:
+    try:
+        raw = await request.json()
+    except ValueError:
+        raise ApiError(400, "bad_request", "the request body is not valid JSON", "body") from None
+    try:
+        results = await service_of(request).intake.handle(raw)
+    except EventError as error:
+        raise ApiError(422, "validation", error.message, error.field) from None
+    return JSONResponse(results if isinstance(raw, list) else results[0], status_code=202)
