@@ -23,6 +23,7 @@ from doormail.delivery.errors import (
     TemporaryDeliveryError,
     from_exception,
 )
+from doormail.delivery.oauth2 import OAuth2Tokens
 from doormail.settings import Smtp
 
 __all__ = [
@@ -37,7 +38,8 @@ __all__ = [
 ]
 
 StageCallback = Callable[[str, str], None]
-# An async source of OAuth2 access tokens for `smtp.auth = xoauth2`.
+# An async source of OAuth2 access tokens for `smtp.auth = xoauth2`; without one, the session
+# fetches its own from `smtp.oauth2` (pass an OAuth2Tokens to keep tokens across sessions).
 AccessToken = Callable[[], Awaitable[str]]
 
 _IMPLICIT_TLS_PORT = 465
@@ -271,9 +273,7 @@ class SmtpSession:
             if "xoauth2" not in offered:
                 raise _unsupported_auth(offered, "XOAUTH2")
             if self._access_token is None:
-                raise PermanentDeliveryError(
-                    "no OAuth2 access token", hint="fill in smtp.oauth2", stage="auth"
-                )
+                self._access_token = OAuth2Tokens(smtp.oauth2)
             token = await self._access_token()
             return "XOAUTH2", await client.auth_xoauth2(smtp.username, token)
         if "plain" in offered:
