@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from doormail.app import Service
 from doormail.web import (
+    api_camera,
     api_certificates,
     api_config,
     api_metrics,
@@ -33,6 +34,7 @@ PROTECTED_ROUTERS: list[APIRouter] = [
     api_outbox.router,
     api_metrics.router,
     api_templates.router,
+    api_camera.router,
 ]
 
 
