@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from doormail.app import Service
 from doormail.web import (
+    api_actions,
     api_camera,
     api_certificates,
     api_config,
@@ -35,6 +36,7 @@ PROTECTED_ROUTERS: list[APIRouter] = [
     api_metrics.router,
     api_templates.router,
     api_camera.router,
+    api_actions.router,
 ]
 
 
