@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from doormail.camera.na import na_image
@@ -251,3 +253,14 @@ def _noise_jpeg(width: int, height: int) -> bytes:
     out = io.BytesIO()
     image.save(out, "JPEG", quality=95)
     return out.getvalue()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    body=st.text()
+    | st.builds(lambda a, b: f"<p>{a}<a href='{b}'>{a}</a><ul><li>{b}", st.text(), st.text())
+)
+def test_any_html_body_composes_into_a_message_with_both_parts(body: str) -> None:
+    parsed = _parse(_compose(html_body=body))
+    assert [part.get_content_type() for part in parsed.iter_parts()] == ["text/plain", "text/html"]
+    assert _part(parsed, "plain").endswith("\n")
