@@ -48,8 +48,9 @@ def test_preview_of_unsaved_templates_uses_the_extended_syntax(api: TestClient) 
     )
     preview = reply.json()
     assert preview["subject"] == "platný Card"
-    assert '<p>Alice Novak <a href="https://door.example/log">log</a><br>0012AB34CD</p>' in (
-        preview["html"]
+    assert (
+        '<p>Alice Novak <a href="https://door.example/log">log</a><br>0012AB34CD</p>'
+        in preview["html"]
     )
     assert preview["text"] == "Alice Novak log (https://door.example/log)\n0012AB34CD\n"
 
