@@ -80,6 +80,7 @@ def test_every_tab_has_a_sensible_default_subject_and_body() -> None:
         ),
         ({"email_on_access": {"send": "valid"}}, "email_on_access.send"),
         ({"email_on_event": {"to": "x"}}, "email_on_event.to"),
+        ({"email_on_event": {"to": "jiří@example.com"}}, "email_on_event.to"),
         ({"email_on_event": {"tamper": {"enabled": "maybe"}}}, "email_on_event.tamper.enabled"),
         ({"email_on_call": {"subject": "a\r\nBcc: x@evil.example"}}, "email_on_call.subject"),
         ({"device": {"timezone": "Mars/Olympus"}}, "device.timezone"),

@@ -74,8 +74,9 @@ def split_addresses(value: str) -> list[str]:
 
 
 def is_address(value: str) -> bool:
-    """Whether `value` is one plain e-mail address (local@domain), without a display name."""
-    return bool(_ADDRESS.match(value)) and "\r" not in value and "\n" not in value
+    """Whether `value` is one plain e-mail address (local@domain), without a display name.
+    ASCII only: the messages are sent without SMTPUTF8, which not every server offers."""
+    return value.isascii() and bool(_ADDRESS.match(value))
 
 
 def _address_list(value: str) -> str:
