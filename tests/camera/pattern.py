@@ -1,5 +1,5 @@
-"""Test pictures whose content is the moment they were made: 32 black or white cells (8 across,
-4 down) holding 24 bits of hundredths of a second and an 8-bit check. They survive JPEG and
+"""Test pictures whose content is the moment they were made: 40 black or white cells (8 across,
+5 down) holding 24 bits of hundredths of a second, an 8-bit check and a fixed 8-bit mark. They survive JPEG and
 H.264 compression and scaling, so a test can read back which moment a snapshot shows.
 Runs under Debian's python3 too (the RTSP server), so Pillow is imported only where needed."""
 
@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import io
 
-COLUMNS, ROWS = 8, 4
+COLUMNS, ROWS = 8, 5
 WIDTH, HEIGHT = 320, 240
 _VALUE_BITS = 24
 _DARK, _LIGHT = 16, 235
+_MARK = 0b10110010
 
 
 def _check(value: int) -> int:
@@ -19,7 +20,7 @@ def _check(value: int) -> int:
 
 def code_of(at: float) -> int:
     value = round(at * 100) % (1 << _VALUE_BITS)
-    return value | _check(value) << _VALUE_BITS
+    return value | _check(value) << _VALUE_BITS | _MARK << (_VALUE_BITS + 8)
 
 
 def gray_frame(at: float, width: int = WIDTH, height: int = HEIGHT) -> bytes:
@@ -60,10 +61,13 @@ def moment_of(jpeg: bytes, near: float) -> float | None:
             y = int((row + 0.5) * height / ROWS)
             pixel = image.getpixel((x, y))
             assert isinstance(pixel, int)
+            if 80 <= pixel <= 175:
+                return None  # neither black nor white: not such a picture
             if pixel > 128:
                 code |= 1 << (row * COLUMNS + col)
-    value, check = code & ((1 << _VALUE_BITS) - 1), code >> _VALUE_BITS
-    if check != _check(value):
+    value = code & ((1 << _VALUE_BITS) - 1)
+    check, mark = code >> _VALUE_BITS & 0xFF, code >> (_VALUE_BITS + 8)
+    if check != _check(value) or mark != _MARK:
         return None
     period = 1 << _VALUE_BITS
     base = round(near * 100)
