@@ -141,7 +141,8 @@ async def retry(request: Request, item_id: str) -> Response:
     await read_form(request)
     service = service_of(request)
     try:
-        await run_in_threadpool(service.outbox.retry, item_id)
+        deliver_in = (await run_in_threadpool(service.settings.load)).smtp.deliver_in
+        await run_in_threadpool(service.outbox.retry, item_id, deliver_in=deliver_in)
     except OutboxError as error:
         flash(request, f"Not retried: {error.message}", "alert")
     else:

@@ -79,9 +79,17 @@
 
     async function refresh() {
       const mine = ++generation;
-      const query = new URLSearchParams({ kind, subject: subject.value, body: body.value });
+      const given = { kind, subject: subject.value, body: body.value };
+      const query = new URLSearchParams(given).toString();
       try {
-        const response = await api(`/api/templates/preview?${query}`);
+        // Long templates go in a POST body: a URL has a length limit.
+        const response = query.length < 4000
+          ? await api(`/api/templates/preview?${query}`)
+          : await api("/api/templates/preview", {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify(given),
+          });
         if (mine !== generation) return; // a newer keystroke already asked
         if (!response.ok) {
           const error = await errorOf(response);
@@ -92,7 +100,7 @@
         const shown = await response.json();
         problem.hidden = true;
         shownSubject.textContent = shown.subject ?? "";
-        frame.srcdoc = shown.html ?? shown.body ?? "";
+        frame.srcdoc = shown.html ?? "";
       } catch (error) {
         if (mine === generation) {
           problem.textContent = `Preview unavailable: ${error}`;
@@ -144,21 +152,19 @@
       stage.className = "stage";
       stage.textContent = entry.stage || "";
       item.append(stage, " ", entry.message || "");
-      if (entry.stage === "failed" || entry.stage === "error") item.classList.add("failed");
-      if (entry.hint) {
-        const hint = document.createElement("div");
-        hint.className = "hint";
-        hint.textContent = `What to fix: ${entry.hint}`;
-        item.append(hint);
-      }
+      if (entry.stage === "hint") item.classList.add("hint");
+      else if (/fail|error/i.test(entry.stage || "")) item.classList.add("failed");
       log.append(item);
       log.scrollTop = log.scrollHeight;
     }
 
+    // The stream sends each log line as a "log" event and, when the run is over, an "end"
+    // event with its state. Should the connection drop, the run's status fills in the rest.
     function follow(id) {
       let seen = 0;
       let finished = false;
-      const stream = new EventSource(`/api/smtp/test/${encodeURIComponent(id)}/events`);
+      const path = `/api/smtp/test/${encodeURIComponent(id)}`;
+      const stream = new EventSource(`${path}/events`);
 
       function finish(value) {
         finished = true;
@@ -167,38 +173,24 @@
         button.disabled = false;
       }
 
-      function take(entry) {
-        seen += 1;
-        addLine(entry);
-        if (entry.state && entry.state !== "running") finish(entry.state);
-        else if (entry.stage === "sent" || entry.stage === "failed") finish(entry.stage);
-      }
-
-      function handle(event) {
+      stream.addEventListener("log", (event) => {
         if (finished) return;
-        let entry;
-        try { entry = JSON.parse(event.data); } catch (_) { entry = { stage: event.type, message: event.data }; }
-        if (entry && Array.isArray(entry.log)) {
-          entry.log.slice(seen).forEach(take);
-          if (!finished && entry.state && entry.state !== "running") finish(entry.state);
-          return;
-        }
-        take(entry || {});
-      }
-
-      stream.onmessage = handle;
-      for (const name of ["stage", "log", "state", "done", "end"]) stream.addEventListener(name, handle);
-      // The server ends the stream when the test is over; the browser reports that as an
-      // error. Ask for the final state so nothing is missed.
+        seen += 1;
+        addLine(JSON.parse(event.data));
+      });
+      stream.addEventListener("end", (event) => {
+        if (!finished) finish(JSON.parse(event.data).state || "failed");
+      });
       stream.onerror = async () => {
         if (finished) return;
         stream.close();
         try {
-          const response = await api(`/api/smtp/test/${encodeURIComponent(id)}`);
-          const result = await response.json();
-          (result.log || []).slice(seen).forEach((entry) => { if (!finished) take(entry); });
-          if (!finished && result.state && result.state !== "running") finish(result.state);
-          else if (!finished) setTimeout(() => { if (!finished) follow(id); }, 1000);
+          const response = await api(path);
+          const run = await response.json();
+          (run.log || []).slice(seen).forEach(addLine);
+          seen = Math.max(seen, (run.log || []).length);
+          if (run.state && run.state !== "running") finish(run.state);
+          else setTimeout(() => { if (!finished) follow(id); }, 1000);
         } catch (error) {
           addLine({ stage: "error", message: `lost the connection to doormail: ${error}` });
           finish("failed");
@@ -215,7 +207,7 @@
       button.disabled = true;
       sessionStorage.setItem("doormail.test_to", address.value);
       try {
-        const saved = await fetch(form.action, {
+        const saved = await fetch(form.getAttribute("action"), {
           method: "POST",
           body: new FormData(form),
           headers: { Accept: "application/json" },
@@ -305,6 +297,42 @@
     });
   }
 
+  // -- outbox: mail being queued or sent updates itself ----------------------------------------
+
+  function setupLiveOutbox() {
+    const pending = (el) => ["queued", "sending"].includes(el.dataset.status);
+    const live = [...document.querySelectorAll("[data-outbox-item][data-status]")].filter(pending);
+    if (!live.length) return;
+    const started = Date.now();
+
+    async function poll() {
+      for (const el of live.filter(pending)) {
+        try {
+          const response = await api(`/api/outbox/${encodeURIComponent(el.dataset.outboxItem)}`);
+          if (!response.ok) continue;
+          const item = await response.json();
+          if (item.status === el.dataset.status) continue;
+          if (el.dataset.reloadWhenDone !== undefined && !pending({ dataset: item })) {
+            window.location.reload();
+            return;
+          }
+          el.dataset.status = item.status;
+          const shown = el.querySelector(".status");
+          if (shown) {
+            shown.textContent = item.status;
+            shown.className = `status status-${item.status}`;
+          }
+          const reply = el.querySelector("[data-reply]");
+          if (reply) reply.textContent = item.smtp_reply || item.last_error || "";
+          const attempts = el.querySelector("[data-attempts]");
+          if (attempts) attempts.textContent = item.attempts;
+        } catch (_) { /* try again on the next round */ }
+      }
+      if (live.some(pending) && Date.now() - started < 10 * 60 * 1000) setTimeout(poll, 1000);
+    }
+    setTimeout(poll, 1000);
+  }
+
   // -- confirmations ---------------------------------------------------------------------------
 
   function setupConfirmations() {
@@ -322,5 +350,6 @@
     setupSnapshot();
     setupFilePickers();
     setupConfirmations();
+    setupLiveOutbox();
   });
 })();
