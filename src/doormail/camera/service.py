@@ -227,15 +227,26 @@ class CameraService:
     async def _captured_now(
         self, start: float, end: float, count: int, width: int, height: int
     ) -> Snapshots:
-        """Without the runner: connect to the camera for this one call."""
+        """Without the runner nothing was buffered: connect to the camera for this one call and
+        take the first pictures it gives (a command-line Apply & Test, say)."""
         settings = await asyncio.to_thread(self._load)
         self._zone = _zone(settings.device.timezone)
         capture = self._start(settings.camera)
+        if capture is None:
+            return await self._from(None, start, end, count, width, height)
         try:
-            return await self._from(capture, start, end, count, width, height)
+            deadline = time.monotonic() + self.wait
+            while len(capture.buffer) < count and time.monotonic() < deadline:
+                await asyncio.sleep(_WAIT_STEP)
+            frames = capture.buffer.frames()[:count]
         finally:
-            if capture is not None:
-                await capture.stop()
+            await capture.stop()
+        chosen: list[Frame | None] = [*frames, *[None] * (count - len(frames))]
+        moments = [frame.at for frame in frames] + spread(start, end, count)[len(frames) :]
+        images, missing = await asyncio.to_thread(
+            render, chosen, moments, width, height, self._zone
+        )
+        return Snapshots(images, [CAMERA_DID_NOT_ANSWER] if missing else [])
 
     async def _from(
         self, capture: Capture | None, start: float, end: float, count: int, w: int, h: int
