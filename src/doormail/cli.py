@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -149,7 +150,8 @@ def users_import(
         count = _service(data, database).directory.import_csv(text, replace_all=replace)
     except CsvError as error:
         for problem in error.problems:
-            errors.print(f"{file}:{problem.line}: {problem.column}: {problem.message}")
+            line = f"{file}:{problem.line}: {problem.column}: {problem.message}"
+            errors.print(line, markup=False, highlight=False, soft_wrap=True)
         raise _fail(f"{len(error.problems)} bad line(s); nothing was imported") from None
     console.print(f"{count} user(s) imported from {file}")
 
@@ -225,7 +227,7 @@ def event(
             reply.json().get("error", {}) if "json" in reply.headers.get("content-type", "") else {}
         )
         where = f"{problem['field']}: " if problem.get("field") else ""
-        raise _fail(where + str(problem.get("message", reply.text)))
+        raise _fail(escape(where + str(problem.get("message", reply.text))))
     print(json.dumps(reply.json(), indent=2))
 
 
