@@ -24,7 +24,6 @@ RUNS = 30
 def camera_picture(seed: int) -> bytes:
     """A 1280x720 JPEG with about the detail (and so the size) of a door camera's picture of an
     entrance: smooth surfaces, edges, some sensor noise."""
-    width, height = CAMERA
     scene = Image.effect_mandelbrot(CAMERA, (-2.2 + seed * 0.01, -1.2, 1.0, 1.2), 48)
     light = Image.linear_gradient("L").resize(CAMERA)
     image = Image.merge("RGB", (scene, light, light.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
