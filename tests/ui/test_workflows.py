@@ -17,6 +17,7 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from tests.conftest import Lab, RunningService
+from tests.ui.conftest import SCREENSHOTS
 
 SENT_WITHIN_MS = 30_000
 FINGERPRINT = re.compile(r"^([0-9A-F]{2}:){31}[0-9A-F]{2}$")
@@ -73,11 +74,15 @@ def test_apply_and_test_with_the_lab_reaches_sent(
     log = page.locator("[data-test-log] li")
     assert log.count() >= 4, log.all_inner_texts()
     assert any("250" in line for line in log.all_inner_texts()), log.all_inner_texts()
-    expect(page.locator('[data-field="smtp.password"] [data-secret-state]')).to_have_count(1)
+    expect(page.locator('[data-field="smtp.password"] [data-secret-state]')).to_have_text("set")
+    expect(page.get_by_label("Password", exact=True)).to_have_value("")
     saved = api_client.get("/api/config").json()["smtp"]
     assert (saved["port"], saved["ca"], saved["password_set"]) == (lab.starttls, "ca1", True)
     message = delivered_to(lab, to)
     assert "Authenticated sender" in str(message.get_all("Received"))
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.locator("#test-status").scroll_into_view_if_needed()
+    page.screenshot(path=SCREENSHOTS / "smtp-apply-and-test-desktop.png", full_page=True)
 
 
 def test_a_wrong_password_ends_the_test_with_a_hint(

@@ -37,6 +37,7 @@ from doormail.web.ui_common import (
     session_user,
 )
 from doormail.web.ui_fields import (
+    CAMERA,
     SETTINGS_TABS,
     Tab,
     patch_from_form,
@@ -201,8 +202,14 @@ def _save_tab(tab: Tab) -> Any:
                 errors = {"_form": f"{error.field}: {error.message}"}
             return _settings_page(request, tab, values, errors, status_code=422)
         await run_in_threadpool(store.save, updated)
+        if tab is CAMERA:
+            # The capture follows the settings on its own within seconds; the installer who
+            # just pressed Apply wants to see the new camera now.
+            await service_of(request).camera.refresh()
         if wants_json:
-            return JSONResponse({"saved": True})
+            shown = shown_values(tab, updated.public())
+            secrets_set = {f.path: shown[f.path] for f in tab.fields if f.kind == "secret"}
+            return JSONResponse({"saved": True, "secrets": secrets_set})
         flash(request, "Settings saved.")
         return RedirectResponse(f"/{tab.slug}", status_code=303)
 

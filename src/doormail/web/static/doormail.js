@@ -220,7 +220,20 @@
           button.disabled = false;
           return;
         }
-        form.querySelectorAll("input[type=password]").forEach((el) => { el.value = ""; });
+        const { secrets } = await saved.json();
+        for (const [path, set] of Object.entries(secrets || {})) {
+          const box = form.querySelector(`[data-field="${CSS.escape(path)}"]`);
+          const badge = box?.querySelector("[data-secret-state]");
+          if (badge) {
+            badge.textContent = set ? "set" : "not set";
+            badge.className = `badge ${set ? "on" : "off"}`;
+          }
+          const input = box?.querySelector("input[type=password]");
+          if (input) {
+            input.value = "";
+            input.placeholder = set ? "set, leave empty to keep" : "not set";
+          }
+        }
         setState("running");
         const started = await api("/api/smtp/test", {
           method: "POST",
@@ -253,28 +266,64 @@
     const live = document.getElementById("snapshot-live");
     const resolution = document.getElementById("snapshot-resolution");
     const problem = document.getElementById("snapshot-error");
+    const status = document.getElementById("camera-status");
     let timer = null;
     let current = null;
 
+    let generation = 0;
+
     async function load() {
-      const [width, height] = resolution.value.split("x");
+      const mine = ++generation;
+      const chosen = resolution.value;
+      const [width, height] = chosen.split("x");
       try {
         const response = await api(`/api/camera/snapshot?width=${width}&height=${height}`, {
           headers: { Accept: "image/jpeg" },
         });
         if (!response.ok) throw new Error((await errorOf(response)).message);
         const blob = await response.blob();
+        if (mine !== generation) return; // a newer request is on its way
         if (current) URL.revokeObjectURL(current);
         current = URL.createObjectURL(blob);
-        image.src = current;
+        await new Promise((resolve) => {
+          image.onload = resolve;
+          image.onerror = resolve;
+          image.src = current;
+        });
         image.width = Number(width);
         image.height = Number(height);
         problem.hidden = true;
         image.dataset.loaded = String(Date.now());
+        image.dataset.camera = response.headers.get("X-Doormail-Camera") || "";
+        image.dataset.resolution = chosen;
       } catch (error) {
         problem.textContent = `No snapshot: ${error.message || error}`;
         problem.hidden = false;
       }
+      await showStatus();
+    }
+
+    const answers = {
+      none: "No camera is set: the mails carry an N/A picture.",
+      "no-answer": "The camera did not answer in time: this is the N/A picture the mails would carry.",
+    };
+
+    async function showStatus() {
+      let text = answers[image.dataset.camera] || "";
+      try {
+        const response = await api("/api/camera/status");
+        if (response.ok) {
+          const camera = await response.json();
+          if (camera.source !== "none") {
+            const last = camera.last_frame_at
+              ? `, last picture ${new Date(camera.last_frame_at * 1000).toLocaleTimeString()}`
+              : "";
+            text = `Camera ${camera.state}${last}; ${camera.frames} pictures buffered.`;
+            if (camera.error) text += ` Last error: ${camera.error}`;
+          }
+        }
+      } catch (_) { /* the picture itself says enough */ }
+      status.textContent = text;
     }
 
     refresh.addEventListener("click", load);
