@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -52,7 +53,7 @@ def outbox_page(request: Request, status: str = "", cursor: str | None = None) -
         found = service.outbox.list(chosen, PAGE_SIZE, None)
     more = None
     if found.next is not None:
-        more = f"/outbox?status={chosen or ''}&cursor={found.next}"
+        more = "/outbox?" + urlencode({"status": chosen or "", "cursor": found.next})
     context: dict[str, Any] = {
         "title": "Outbox",
         "statuses": STATUSES,
