@@ -52,12 +52,16 @@ def configured(service: Service) -> Service:
 
 def queued(service: Service, event_id: str) -> list[Message]:
     with service.engine.connect() as connection:
-        rows = connection.execute(
-            select(tables.outbox.c.message)
-            .where(tables.outbox.c.event_id == event_id)
-            .order_by(tables.outbox.c.recipient)
+        ids = (
+            connection.execute(
+                select(tables.outbox.c.id)
+                .where(tables.outbox.c.event_id == event_id)
+                .order_by(tables.outbox.c.recipient)
+            )
+            .scalars()
+            .all()
         )
-        return [email.message_from_bytes(row.message) for row in rows]
+    return [email.message_from_bytes(service.outbox.message(i)) for i in ids]
 
 
 async def test_each_mail_is_queued_before_the_event_is_answered(configured: Service) -> None:
