@@ -13,12 +13,26 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Connection, Engine, Row, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Float,
+    Row,
+    Text,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from doormail.delivery.retry import RetryPolicy
 from doormail.mail import OutgoingMessage
 from doormail.store.tables import outbox as table
+from doormail.store.tables import outbox_messages as bodies
 
 if TYPE_CHECKING:
     from doormail.metrics import Metrics
@@ -120,6 +134,33 @@ _ITEM_COLUMNS = (
 )
 
 
+_RECORD_COLUMNS = (
+    table.c.id,
+    table.c.kind,
+    table.c.status,
+    table.c.attempts,
+    table.c.created_at,
+    table.c.deliver_by,
+    table.c.lease_owner,
+)
+
+# Every outcome is saved by this one statement, executed once for a whole batch; a value left
+# None keeps what the row had (an earlier server reply, say).
+_RECORD = (
+    update(table)
+    .where(table.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        sent_at=func.coalesce(bindparam("b_sent_at", type_=Float), table.c.sent_at),
+        smtp_reply=func.coalesce(bindparam("b_reply", type_=Text), table.c.smtp_reply),
+        last_error=func.coalesce(bindparam("b_error", type_=Text), table.c.last_error),
+        next_attempt_at=func.coalesce(bindparam("b_next", type_=Float), table.c.next_attempt_at),
+        lease_owner=None,
+        lease_until=None,
+    )
+)
+
+
 def _item(row: Row[*tuple[Any, ...]]) -> OutboxItem:
     return OutboxItem(
         id=row.id,
@@ -191,7 +232,15 @@ class Outbox:
         connection.execute(self._insert_new(connection), rows)
         found = self._by_event_recipient(connection, messages)
         items = [found[(m.event_id, m.recipient)] for m in messages]
-        fresh = {row["id"] for row in rows}
+        fresh = {row["id"] for row in rows} & {item.id for item in items}
+        connection.execute(
+            insert(bodies),
+            [
+                {"id": item.id, "message": message.data}
+                for item, message in zip(items, messages, strict=True)
+                if item.id in fresh
+            ],
+        )
         if self._metrics is not None:
             for item in items:
                 if item.id in fresh:
@@ -214,7 +263,6 @@ class Outbox:
             "recipient": message.recipient,
             "sender": message.sender,
             "subject": message.subject,
-            "message": message.data,
             "message_id": message.message_id,
             "status": "queued",
             "attempts": 0,
@@ -279,7 +327,6 @@ class Outbox:
                 table.c.kind,
                 table.c.sender,
                 table.c.recipient,
-                table.c.message,
                 table.c.attempts,
                 table.c.created_at,
                 table.c.deliver_by,
@@ -288,6 +335,7 @@ class Outbox:
         )
         with self._engine.begin() as connection:
             rows = builtins.list(connection.execute(statement))
+            data = self._bodies(connection, [row.id for row in rows])
         rows.sort(key=lambda row: (row.next_attempt_at, row.created_at))
         return [
             Claimed(
@@ -295,13 +343,20 @@ class Outbox:
                 kind=row.kind,
                 sender=row.sender,
                 recipient=row.recipient,
-                data=bytes(row.message),
+                data=data[row.id],
                 attempts=row.attempts,
                 created_at=row.created_at,
                 deliver_by=row.deliver_by,
             )
             for row in rows
         ]
+
+    @staticmethod
+    def _bodies(connection: Connection, ids: builtins.list[str]) -> dict[str, bytes]:
+        if not ids:
+            return {}
+        rows = connection.execute(select(bodies.c.id, bodies.c.message).where(bodies.c.id.in_(ids)))
+        return {row.id: bytes(row.message) for row in rows}
 
     def renew(
         self, owner: str, ids: Iterable[str], lease_seconds: float, now: float | None = None
@@ -332,64 +387,80 @@ class Outbox:
         lease when given), so a late worker cannot undo another's work; a success is always
         kept, because the mail did go out."""
         now = self._clock() if now is None else now
+        if not outcomes:
+            return {}
         statuses: dict[str, str] = {}
+        changes: builtins.list[dict[str, Any]] = []
         with self._engine.begin() as connection:
+            rows = {
+                row.id: row
+                for row in connection.execute(
+                    select(*_RECORD_COLUMNS)
+                    .where(table.c.id.in_({outcome.id for outcome in outcomes}))
+                    .with_for_update()
+                )
+            }
+            current = {id: str(row.status) for id, row in rows.items()}
             for outcome in outcomes:
-                status = self._record_one(connection, outcome, owner, now)
-                if status is not None:
-                    statuses[outcome.id] = status
+                row = rows.get(outcome.id)
+                change = None if row is None else self._change(outcome, row, current, owner, now)
+                if change is not None:
+                    changes.append(change)
+                    statuses[outcome.id] = current[outcome.id] = change["b_status"]
+            if changes:
+                # One statement for the whole batch (executemany): a fast server must not
+                # wait for the disk once per mail.
+                connection.execute(_RECORD, changes)
+        self._count_changes(changes, rows, now)
         return statuses
 
-    def _record_one(
-        self, connection: Connection, outcome: Outcome, owner: str | None, now: float
-    ) -> str | None:
-        if outcome.result == "sent":
-            return self._record_sent(connection, outcome, now)
-        held = [table.c.id == outcome.id, table.c.status == "sending"]
-        if owner is not None:
-            held.append(table.c.lease_owner == owner)
-        row = connection.execute(
-            select(table.c.kind, table.c.attempts, table.c.deliver_by).where(*held)
-        ).first()
-        if row is None:
-            return None
-        values: dict[str, Any] = {
-            "last_error": outcome.text,
-            "lease_owner": None,
-            "lease_until": None,
+    def _change(
+        self,
+        outcome: Outcome,
+        row: Row[*tuple[Any, ...]],
+        current: dict[str, str],
+        owner: str | None,
+        now: float,
+    ) -> dict[str, Any] | None:
+        status = current[outcome.id]
+        change: dict[str, Any] = {
+            "b_id": outcome.id,
+            "b_sent_at": None,
+            "b_reply": outcome.reply,
+            "b_error": outcome.text,
+            "b_next": None,
         }
-        if outcome.reply is not None:
-            values["smtp_reply"] = outcome.reply
+        if outcome.result == "sent":
+            if status == "sent":
+                return None
+            return change | {
+                "b_status": "sent",
+                "b_sent_at": now,
+                "b_reply": outcome.text,
+                "b_error": None,
+            }
+        if status != "sending" or (owner is not None and row.lease_owner != owner):
+            return None
         retry_at = None
         if outcome.result == "temporary":
             retry_at = self.policy.next_attempt(row.attempts, now, row.deliver_by)
         if retry_at is not None:
-            values.update(status="queued", next_attempt_at=retry_at)
-        else:
-            values["status"] = "failed" if outcome.result == "failed" else "expired"
-        connection.execute(update(table).where(*held).values(**values))
-        self._count(values["status"], row.kind)
-        return str(values["status"])
+            return change | {"b_status": "queued", "b_next": retry_at}
+        return change | {"b_status": "failed" if outcome.result == "failed" else "expired"}
 
-    def _record_sent(self, connection: Connection, outcome: Outcome, now: float) -> str | None:
-        row = connection.execute(
-            update(table)
-            .where(table.c.id == outcome.id, table.c.status != "sent")
-            .values(
-                status="sent",
-                sent_at=now,
-                smtp_reply=outcome.text,
-                lease_owner=None,
-                lease_until=None,
-            )
-            .returning(table.c.kind, table.c.created_at)
-        ).first()
-        if row is None:
-            return None
-        if self._metrics is not None:
-            self._metrics.mails_sent.labels(kind=row.kind).inc()
-            self._metrics.delivery_seconds.observe(max(now - row.created_at, 0.0))
-        return "sent"
+    def _count_changes(
+        self, changes: Sequence[dict[str, Any]], rows: dict[str, Any], now: float
+    ) -> None:
+        metrics = self._metrics
+        if metrics is None:
+            return
+        for change in changes:
+            row, status = rows[change["b_id"]], change["b_status"]
+            if status == "sent":
+                metrics.mails_sent.labels(kind=row.kind).inc()
+                metrics.delivery_seconds.observe(max(now - row.created_at, 0.0))
+            else:
+                self._count(status, row.kind)
 
     def _count(self, status: str, kind: str) -> None:
         if self._metrics is None:
@@ -474,7 +545,7 @@ class Outbox:
     def message(self, id: str) -> bytes:
         """The exact RFC 5322 bytes that are (or were) sent."""
         with self._engine.connect() as connection:
-            data = connection.execute(select(table.c.message).where(table.c.id == id)).scalar()
+            data = connection.execute(select(bodies.c.message).where(bodies.c.id == id)).scalar()
         if data is None:
             raise UnknownMessage(f"no outbox entry {id!r}", "id")
         return bytes(data)

@@ -27,9 +27,12 @@ DAY = 86400.0
 
 
 class Scripted:
-    """An SMTP server that answers DATA with the replies a test queues up (then 250)."""
+    """An SMTP server that answers RCPT and DATA with the replies a test queues up (then 250),
+    offering PIPELINING or not."""
 
-    def __init__(self) -> None:
+    def __init__(self, pipelining: bool) -> None:
+        self.pipelining = pipelining
+        self.rcpt_replies: list[str] = []
         self.data_replies: list[str] = []
         self.drop_after_data = False
         self.received: list[bytes] = []
@@ -42,7 +45,17 @@ class Scripted:
         if session not in self.connections:
             self.connections.append(session)
         session.host_name = hostname
+        if self.pipelining:
+            return [responses[0], "250-PIPELINING", *responses[1:]]
         return responses
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if self.rcpt_replies:
+            return self.rcpt_replies.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.data_commands += 1
@@ -58,9 +71,9 @@ class Scripted:
 class Server:
     """A scripted server on a fixed port that a test can start late."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, pipelining: bool) -> None:
         self.port = port
-        self.handler = Scripted()
+        self.handler = Scripted(pipelining)
         self._controller: Controller | None = None
 
     def start(self) -> None:
@@ -73,10 +86,11 @@ class Server:
             self._controller = None
 
 
-@pytest.fixture
-def server() -> Iterator[Server]:
-    """A port with nothing listening yet; `server.start()` brings the server up."""
-    found = Server(free_port())
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    """A port with nothing listening yet; `server.start()` brings the server up. Every test
+    runs against a server without and with PIPELINING (RFC 2920)."""
+    found = Server(free_port(), pipelining=request.param)
     try:
         yield found
     finally:
@@ -270,6 +284,21 @@ async def test_one_refused_mail_does_not_hold_up_the_others_on_the_connection(
     await worker.drain()
     statuses = [outbox.get(i).status for i in ids]  # type: ignore[union-attr]
     assert sorted(statuses) == ["failed", "sent", "sent"]
+    assert len(server.handler.connections) == 1
+
+
+async def test_a_refused_recipient_does_not_hold_up_the_next_mail(
+    outbox: Outbox, server: Server
+) -> None:
+    server.handler.rcpt_replies = ["550 5.1.1 <nobody@example.com>: Recipient address rejected"]
+    server.start()
+    worker = make_worker(outbox, smtp_to(server.port))
+    ids = enqueue(outbox, worker, count=2)
+    await worker.drain()
+    items = {item.status: item for item in (outbox.get(i) for i in ids) if item is not None}
+    assert sorted(items) == ["failed", "sent"]
+    assert "Recipient address rejected" in (items["failed"].last_error or "")
+    assert server.handler.received == [outbox.message(items["sent"].id)]
     assert len(server.handler.connections) == 1
 
 

@@ -53,24 +53,33 @@ class WorkerOptions:
 
 
 class _Recorder:
-    """Saves outcomes in the background while the next mail is being sent: whatever arrived
-    during one commit goes into the next (a group commit), so a fast server is not held up by
-    the disk, and one lone mail is recorded at once."""
+    """Saves outcomes in the background while the next mail is being sent, several to a
+    transaction: a fast server is not held up by the disk once per mail, and a lone mail is
+    recorded within `delay` seconds."""
 
-    def __init__(self, outbox: Outbox, owner: str) -> None:
+    def __init__(self, outbox: Outbox, owner: str, *, batch: int = 64, delay: float = 0.01) -> None:
         self._outbox = outbox
         self._owner = owner
+        self._batch = batch
+        self._delay = delay
         self._pending: list[Outcome] = []
+        self._enough = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def add(self, outcome: Outcome) -> None:
         self._pending.append(outcome)
+        if len(self._pending) >= self._batch:
+            self._enough.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
         while self._pending:
+            if not self._enough.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._enough.wait(), self._delay)
             batch, self._pending = self._pending, []
+            self._enough.clear()
             try:
                 await asyncio.to_thread(self._outbox.record, batch, owner=self._owner)
             except Exception:
@@ -79,7 +88,8 @@ class _Recorder:
                 log.exception("could not record the outcome of %d mails", len(batch))
 
     async def finish(self) -> None:
-        """Wait until every outcome so far is saved, even when the caller is being cancelled."""
+        """Save every outcome so far, now, even when the caller is being cancelled."""
+        self._enough.set()
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
 

@@ -103,7 +103,6 @@ outbox = Table(
     Column("recipient", String(512), nullable=False),
     Column("sender", String(512), nullable=False),
     Column("subject", Text, nullable=False),
-    Column("message", LargeBinary, nullable=False),
     Column("message_id", String(512), nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
@@ -118,4 +117,13 @@ outbox = Table(
     UniqueConstraint("event_id", "recipient", name="uq_outbox_event_recipient"),
     Index("ix_outbox_due", "status", "next_attempt_at"),
     Index("ix_outbox_created", "created_at"),
+)
+
+# The exact bytes of each outbox message, apart from its state: claiming and recording an
+# outcome rewrite the outbox row, and should not rewrite the message with it.
+outbox_messages = Table(
+    "outbox_messages",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("message", LargeBinary, nullable=False),
 )
