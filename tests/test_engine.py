@@ -1,0 +1,76 @@
+"""The SQLite engine: pooled connections, and transactions of one process queuing for the write
+lock instead of polling SQLite's busy handler; a lock is never kept by a finished transaction."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, insert, select, text
+
+from doormail.store import engine as store_engine
+from doormail.store import open_engine, tables, upgrade
+from doormail.store.engine import sqlite_url
+
+
+@pytest.fixture
+def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    # A lock kept by mistake then fails a test at once instead of after 30 seconds.
+    monkeypatch.setattr(store_engine, "_BUSY_SECONDS", 2)
+    built = open_engine(sqlite_url(tmp_path))
+    upgrade(built)
+    return built
+
+
+def test_writers_in_many_threads_all_commit(engine: Engine) -> None:
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            for n in range(20):
+                with engine.begin() as connection:
+                    connection.execute(
+                        insert(tables.events).values(
+                            id=f"{worker}-{n}", type="t", received_at=0.0, result="{}"
+                        )
+                    )
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with engine.connect() as connection:
+        assert len(connection.execute(select(tables.events.c.id)).all()) == 160
+
+
+def test_a_read_closed_without_commit_leaves_the_lock_free(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    with engine.begin() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def test_a_failed_transaction_leaves_the_lock_free(engine: Engine) -> None:
+    with pytest.raises(RuntimeError), engine.begin() as connection:
+        connection.execute(text("SELECT 1"))
+        raise RuntimeError("the caller gives up")
+    with engine.begin() as connection:
+        assert connection.execute(text("SELECT 1")).scalar() == 1
+
+
+def test_a_second_transaction_in_the_same_thread_waits_and_fails_cleanly(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_engine, "_BUSY_SECONDS", 0.2)
+    locked = pytest.raises(store_engine.OperationalError, match="database is locked")
+    with engine.begin() as first:
+        first.execute(text("SELECT 1"))
+        with locked, engine.begin() as second:
+            second.execute(text("SELECT 1"))
+    with engine.begin() as connection:
+        assert connection.execute(text("SELECT 1")).scalar() == 1
