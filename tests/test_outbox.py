@@ -384,3 +384,17 @@ def test_next_due_is_the_earliest_queued_attempt(outbox: Outbox) -> None:
     queue_one(outbox, now=T0 + 9, recipient="a@example.com")
     queue_one(outbox, now=T0 + 3, recipient="b@example.com")
     assert outbox.next_due() == T0 + 3
+
+
+def test_mail_claimed_but_not_tried_is_given_back_as_it_was(outbox: Outbox) -> None:
+    queued = queue_one(outbox)
+    outbox.claim("worker-a", 10, 60, now=T0)
+    assert outbox.release("worker-b", [queued]) == 0  # not b's to give back
+    assert outbox.release("worker-a", [queued]) == 1
+    item = outbox.get(queued)
+    assert item is not None and (item.status, item.attempts, item.next_attempt_at) == (
+        "queued",
+        0,
+        T0,
+    )
+    assert [c.id for c in outbox.claim("worker-b", 10, 60, now=T0 + 1)] == [queued]

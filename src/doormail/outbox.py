@@ -378,6 +378,29 @@ class Outbox:
             )
         return int(result.rowcount)
 
+    def release(self, owner: str, ids: Iterable[str]) -> int:
+        """Give back mail `owner` claimed but did not try: queued again, due as it was, and the
+        claim not counted as an attempt."""
+        ids = builtins.list(ids)
+        if not ids:
+            return 0
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                update(table)
+                .where(
+                    table.c.id.in_(ids),
+                    table.c.status == "sending",
+                    table.c.lease_owner == owner,
+                )
+                .values(
+                    status="queued",
+                    attempts=table.c.attempts - 1,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+        return int(result.rowcount)
+
     def record(
         self, outcomes: Sequence[Outcome], *, owner: str | None = None, now: float | None = None
     ) -> dict[str, str]:

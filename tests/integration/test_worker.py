@@ -35,6 +35,7 @@ class Scripted:
         self.rcpt_replies: list[str] = []
         self.data_replies: list[str] = []
         self.drop_after_data = False
+        self.data_delay = 0.0
         self.received: list[bytes] = []
         self.data_commands = 0
         self.connections: list[object] = []
@@ -59,6 +60,7 @@ class Scripted:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.data_commands += 1
+        await asyncio.sleep(self.data_delay)
         if self.data_replies:
             return self.data_replies.pop(0)
         self.received.append(envelope.original_content)
@@ -336,3 +338,28 @@ async def test_nothing_is_sent_while_smtp_is_disabled(outbox: Outbox, server: Se
     item = outbox.get(ids[0])
     assert item is not None and item.status == "queued"
     assert server.handler.connections == []
+
+
+async def test_a_stopped_worker_gives_back_the_mail_it_had_not_sent(
+    outbox: Outbox, server: Server
+) -> None:
+    server.handler.data_delay = 0.02  # slow enough to stop the worker midway
+    server.start()
+    worker = DeliveryWorker(
+        outbox,
+        lambda: smtp_to(server.port),
+        lambda _smtp: ssl.create_default_context(),
+        options=WorkerOptions(batch=5, timeout=5),
+    )
+    ids = enqueue(outbox, worker, count=12)
+    drain = asyncio.create_task(worker.drain())
+    while not server.handler.received:
+        await asyncio.sleep(0.001)
+    drain.cancel()
+    await asyncio.gather(drain, return_exceptions=True)
+    statuses = {item.status for item in (outbox.get(i) for i in ids) if item is not None}
+    assert statuses <= {"sent", "queued"}  # none left leased to a worker that is gone
+    assert "queued" in statuses
+    server.handler.data_delay = 0
+    await worker.drain()
+    assert {outbox.get(i).status for i in ids} == {"sent"}  # type: ignore[union-attr]

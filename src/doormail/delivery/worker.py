@@ -137,6 +137,7 @@ class DeliveryWorker:
         self._loop = asyncio.get_running_loop()
         self._wake = wake = asyncio.Event()
         while True:
+            _stop_if_cancelled()
             wake.clear()
             try:
                 await self.drain()
@@ -174,8 +175,11 @@ class DeliveryWorker:
         # another attempt to connect (the server is down, or a setting cannot work).
         session_error: DeliveryError | None = None
         attempted = 0
+        # The next batch is read from the database while this one is being sent.
+        upcoming = asyncio.create_task(self._claim())
         try:
-            while claimed := await self._claim():
+            while claimed := await upcoming:
+                upcoming = asyncio.create_task(self._claim())
                 held.update(item.id for item in claimed)
                 if session is None and session_error is None:
                     session, session_error = await self._open(smtp)
@@ -187,13 +191,25 @@ class DeliveryWorker:
                         outcome = _outcome_of(item, session_error)
                     recorder.add(outcome)
                     held.discard(item.id)
+                    _stop_if_cancelled()
                 attempted += len(claimed)
         finally:
             renewer.cancel()
+            await asyncio.shield(self._release(upcoming, held))
             if session is not None:
                 await _close(session)
             await recorder.finish()
         return attempted
+
+    async def _release(self, upcoming: asyncio.Task[list[Claimed]], held: set[str]) -> None:
+        """Hand back mail claimed but not sent when the worker stops (cancelled): the batch read
+        ahead and the rest of the current one must not wait for their leases to run out."""
+        ids = set(held)
+        with contextlib.suppress(Exception):
+            ids.update(item.id for item in await upcoming)
+        if ids:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.outbox.release, self.owner, ids)
 
     async def _claim(self) -> list[Claimed]:
         options = self.options
@@ -244,6 +260,15 @@ class DeliveryWorker:
                 await asyncio.to_thread(
                     self.outbox.renew, self.owner, set(held), self.options.lease_seconds
                 )
+
+
+def _stop_if_cancelled() -> None:
+    # On Python 3.11, asyncio.wait_for (inside aiosmtplib) can swallow a cancellation whose
+    # reply arrived at the same moment; the request is still on the task, so honour it here
+    # rather than drain the whole queue while the service is shutting down.
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _never_left(session: SmtpSession, error: DeliveryError) -> bool:
