@@ -12,7 +12,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from doormail.delivery.pipelining import data_block
-from doormail.delivery.session import PermanentDeliveryError, SmtpSession
+from doormail.delivery.session import PermanentDeliveryError, SmtpSession, TemporaryDeliveryError
 from doormail.settings import Smtp
 from tests.conftest import free_port
 
@@ -147,3 +147,56 @@ async def test_a_refused_sender_is_reported_and_the_next_mail_starts_with_rset()
         server.close()
     assert (refused.value.stage, refused.value.code) == ("mail", 553)
     assert reply.code == 250
+
+
+async def test_the_next_envelope_goes_out_with_the_previous_content() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await lines(reader, 3)
+        writer.write(b"250 Ok\r\n250 Ok\r\n354 go ahead\r\n")
+        while await reader.readline() != b".\r\n":
+            pass
+        # The second mail's MAIL, RCPT and DATA are already here, before the first's 250:
+        # one round trip for that mail instead of two.
+        group = await lines(reader, 3)
+        assert [line.split(b":")[0].strip() for line in group] == [
+            b"MAIL FROM",
+            b"RCPT TO",
+            b"DATA",
+        ]
+        writer.write(b"250 2.0.0 first\r\n250 Ok\r\n250 Ok\r\n354 go ahead\r\n")
+        while await reader.readline() != b".\r\n":
+            pass
+        writer.write(b"250 2.0.0 second\r\n")
+        await lines(reader, 1)
+        writer.write(b"221 bye\r\n")
+
+    server, port = await serve(script)
+    second = ("cam@example.org", "bob@example.com", MESSAGE)
+    try:
+        async with SmtpSession(smtp(port), ssl.create_default_context(), timeout=5) as session:
+            first = await session.send("cam@example.org", "alice@example.com", MESSAGE, then=second)
+            following = await session.send(*second)
+    finally:
+        server.close()
+    assert (str(first), str(following)) == ("250 2.0.0 first", "250 2.0.0 second")
+
+
+async def test_an_announced_mail_that_does_not_follow_is_never_delivered() -> None:
+    handler, port = Pipelining(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    announced = ("cam@example.org", "announced@example.com", b"Subject: never\r\n\r\nno\r\n")
+    other = b"Subject: other\r\n\r\nyes\r\n"
+    try:
+        async with SmtpSession(smtp(port), ssl.create_default_context(), timeout=5) as session:
+            await session.send("cam@example.org", "alice@example.com", MESSAGE, then=announced)
+            with pytest.raises(TemporaryDeliveryError):
+                # DATA is open for the announced mail: the connection is dropped instead.
+                await session.send("cam@example.org", "bob@example.com", other)
+            await session.send("cam@example.org", "bob@example.com", other)
+            await session.send("cam@example.org", "carol@example.com", MESSAGE, then=announced)
+        # Leaving with a mail announced closes the connection without QUIT (QUIT would be
+        # taken as message text).
+    finally:
+        controller.stop()
+    assert handler.received == [MESSAGE, other, MESSAGE]

@@ -183,9 +183,10 @@ class DeliveryWorker:
                 held.update(item.id for item in claimed)
                 if session is None and session_error is None:
                     session, session_error = await self._open(smtp)
-                for item in claimed:
+                for index, item in enumerate(claimed):
                     if session_error is None and session is not None:
-                        outcome, session_error = await self._send(session, item)
+                        following = claimed[index + 1] if index + 1 < len(claimed) else None
+                        outcome, session_error = await self._send(session, item, following)
                     else:
                         assert session_error is not None
                         outcome = _outcome_of(item, session_error)
@@ -233,13 +234,16 @@ class DeliveryWorker:
         return session, None
 
     async def _send(
-        self, session: SmtpSession, item: Claimed
+        self, session: SmtpSession, item: Claimed, following: Claimed | None = None
     ) -> tuple[Outcome, DeliveryError | None]:
-        """One mail over the open session; the second value is set when the session is lost
-        for good (it could not be opened again)."""
+        """One mail over the open session, announcing the `following` one; the second value
+        is set when the session is lost for good (it could not be opened again)."""
+        then = None
+        if following is not None:
+            then = (following.sender, following.recipient, following.data)
         for retry_on_new_connection in (True, False):
             try:
-                reply = await session.send(item.sender, item.recipient, item.data)
+                reply = await session.send(item.sender, item.recipient, item.data, then=then)
             except DeliveryError as error:
                 if error.stage in SESSION_STAGES:
                     return _outcome_of(item, error), error
