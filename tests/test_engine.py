@@ -74,3 +74,26 @@ def test_a_second_transaction_in_the_same_thread_waits_and_fails_cleanly(
             second.execute(text("SELECT 1"))
     with engine.begin() as connection:
         assert connection.execute(text("SELECT 1")).scalar() == 1
+
+
+def test_the_head_revision_read_from_file_names_is_alembics_head(tmp_path: Path) -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from doormail.store.engine import (
+        MIGRATIONS,
+        current_revision,
+        head_revision,
+        open_engine,
+        upgrade,
+    )
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == head_revision()
+    engine = open_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    assert current_revision(engine) is None
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()

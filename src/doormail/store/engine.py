@@ -7,9 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -91,8 +89,33 @@ class _Writers:
             self._lock.release()
 
 
+def head_revision() -> str:
+    """The newest migration's revision id, read from the file names (`000N_what.py`), whose
+    prefix is the revision id by convention; a test holds the two together."""
+    return max(path.name.split("_", 1)[0] for path in (MIGRATIONS / "versions").glob("0*_*.py"))
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None when it has no schema yet."""
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except OperationalError:
+        return None
+    except Exception as error:  # PostgreSQL's missing table is a ProgrammingError
+        if "alembic_version" in str(error):
+            return None
+        raise
+
+
 def upgrade(engine: Engine) -> None:
-    """Apply every Alembic migration the database does not have yet."""
+    """Apply every Alembic migration the database does not have yet. A database that is already
+    current is left without importing Alembic, which would stay in the service's memory for good."""
+    if current_revision(engine) == head_revision():
+        return
+    from alembic import command
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
