@@ -363,24 +363,22 @@ class Outbox:
     ) -> int:
         """Extend `owner`'s lease on `ids` (a long batch); returns how many it still holds."""
         now = self._clock() if now is None else now
-        ids = builtins.list(ids)
-        if not ids:
-            return 0
-        with self._engine.begin() as connection:
-            result = connection.execute(
-                update(table)
-                .where(
-                    table.c.id.in_(ids),
-                    table.c.status == "sending",
-                    table.c.lease_owner == owner,
-                )
-                .values(lease_until=now + lease_seconds)
-            )
-        return int(result.rowcount)
+        return self._update_held(owner, ids, lease_until=now + lease_seconds)
 
     def release(self, owner: str, ids: Iterable[str]) -> int:
         """Give back mail `owner` claimed but did not try: queued again, due as it was, and the
         claim not counted as an attempt."""
+        return self._update_held(
+            owner,
+            ids,
+            status="queued",
+            attempts=table.c.attempts - 1,
+            lease_owner=None,
+            lease_until=None,
+        )
+
+    def _update_held(self, owner: str, ids: Iterable[str], **values: Any) -> int:
+        """Change the rows of `ids` that `owner` still holds under its lease; how many it was."""
         ids = builtins.list(ids)
         if not ids:
             return 0
@@ -392,12 +390,7 @@ class Outbox:
                     table.c.status == "sending",
                     table.c.lease_owner == owner,
                 )
-                .values(
-                    status="queued",
-                    attempts=table.c.attempts - 1,
-                    lease_owner=None,
-                    lease_until=None,
-                )
+                .values(**values)
             )
         return int(result.rowcount)
 
