@@ -1,5 +1,6 @@
 """The web UI under a real browser: Debian's Chromium driven by Playwright (never a downloaded
-browser) against a real `doormail serve`; screenshots go to screenshots/ at the top of the repo."""
+browser) against a real `doormail serve`; screenshots go to screenshots/latest/ (not tracked;
+the README shows chosen copies kept in screenshots/)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "screenshots" / "latest"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 

@@ -181,7 +181,7 @@ def photograph(page: Page, path: Path) -> None:
 def test_every_tab_at_desktop_and_phone_width(
     browser: Browser, served: RunningService, api_client: httpx.Client
 ) -> None:
-    SCREENSHOTS.mkdir(exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for user in SAMPLE_USERS:
         reply = api_client.post("/api/users", json=user)
         assert reply.status_code in (201, 409), reply.text

@@ -80,7 +80,7 @@ def test_apply_and_test_with_the_lab_reaches_sent(
     assert (saved["port"], saved["ca"], saved["password_set"]) == (lab.starttls, "ca1", True)
     message = delivered_to(lab, to)
     assert "Authenticated sender" in str(message.get_all("Received"))
-    SCREENSHOTS.mkdir(exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.locator("#test-status").scroll_into_view_if_needed()
     page.screenshot(path=SCREENSHOTS / "smtp-apply-and-test-desktop.png", full_page=True)
 
