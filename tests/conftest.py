@@ -4,6 +4,7 @@ SMTP lab's coordinates, and a real `doormail serve` process for end-to-end tests
 from __future__ import annotations
 
 import base64
+import email
 import os
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 
 import httpx
@@ -87,6 +89,23 @@ class Lab:
 
     def delivered(self) -> list[Path]:
         return sorted((self.maildir / "new").glob("*"))
+
+    def mail_to(self, to: str, timeout: float = 5.0) -> Message:
+        """The delivered copy addressed to `to`, waited for (other tests share the maildir, so
+        it is matched by its Delivered-To address)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for path in self.delivered():
+                try:
+                    data = path.read_bytes()
+                except FileNotFoundError:
+                    continue
+                if to.encode() in data:
+                    parsed = email.message_from_bytes(data)
+                    if parsed["Delivered-To"] == to:
+                        return parsed
+            time.sleep(0.05)
+        raise AssertionError(f"no mail for {to} arrived in {self.maildir}")
 
     def clear(self) -> None:
         for path in self.delivered():

@@ -4,7 +4,6 @@ and a failure ends with the hint that says what to fix."""
 
 from __future__ import annotations
 
-import email
 import os
 import subprocess
 import sys
@@ -27,22 +26,6 @@ pytestmark = pytest.mark.integration
 
 def recipient() -> str:
     return f"apply-test-{uuid.uuid4().hex}@example.com"
-
-
-def delivered(lab: Lab, to: str, timeout: float = 5.0) -> Message:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in lab.delivered():
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:
-                continue
-            if to.encode() in data:
-                parsed = email.message_from_bytes(data)
-                if parsed["Delivered-To"] == to:
-                    return parsed
-        time.sleep(0.05)
-    raise AssertionError(f"no mail for {to} arrived in {lab.maildir}")
 
 
 def attachments(message: Message) -> dict[str, bytes]:
@@ -94,7 +77,7 @@ def test_apply_and_test_through_the_api_lands_with_its_snapshot(
     assert "TLSv1." in by_stage["tls"] and "issuer CN=smtp-lab test CA" in by_stage["tls"]
     assert by_stage["auth"].startswith("PLAIN as lab")
     assert by_stage["reply"].startswith("250 2.0.0 Ok: queued as")
-    message = delivered(lab, to)
+    message = lab.mail_to(to)
     assert message["Subject"] == "doormail test e-mail from doormail"
     assert "Authenticated sender: lab@smtp-lab" in str(message["Received"])
     snapshot = attachments(message)["snapshot-1.jpg"]
@@ -137,7 +120,7 @@ def test_doormail_test_email_prints_each_stage_and_exits_0(lab: Lab, tmp_path: P
     for stage in ("resolving", "connecting", "tls", "ehlo", "auth", "mail", "rcpt", "data"):
         assert f" {stage} " in done.stdout
     assert "250 2.0.0 Ok: queued as" in done.stdout
-    assert "snapshot-1.jpg" in attachments(delivered(lab, to))
+    assert "snapshot-1.jpg" in attachments(lab.mail_to(to))
 
 
 def test_doormail_test_email_exits_1_with_the_hint(lab: Lab, tmp_path: Path) -> None:

@@ -4,12 +4,10 @@ every setting that cannot work fails with the hint that says what to fix."""
 
 from __future__ import annotations
 
-import email
 import re
 import ssl
 import time
 import uuid
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -45,23 +43,6 @@ def message_to(to: str) -> bytes:
         f"From: cam@example.org\r\nTo: {to}\r\nSubject: session test\r\n"
         f"Message-ID: <{uuid.uuid4().hex}@example.org>\r\n\r\nhello\r\n"
     ).encode()
-
-
-def delivered(lab: Lab, to: str, timeout: float = 5.0) -> Message:
-    """The delivered copy addressed to `to` (other tests share the maildir: match by address)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in lab.delivered():
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:
-                continue
-            if to.encode() in data:
-                parsed = email.message_from_bytes(data)
-                if parsed["Delivered-To"] == to:
-                    return parsed
-        time.sleep(0.05)
-    raise AssertionError(f"no mail for {to} arrived in {lab.maildir}")
 
 
 def session_of_queue_id(lab: Lab, offset: int, queue_id: str) -> str:
@@ -108,7 +89,7 @@ async def test_plain_smtp_delivers_into_the_maildir(lab: Lab) -> None:
     to = recipient()
     reply = await send_one(lab_smtp(lab, lab.plain), lab_context(lab), to)
     assert reply.code == 250 and "queued as" in reply.message
-    assert delivered(lab, to)["Subject"] == "session test"
+    assert lab.mail_to(to)["Subject"] == "session test"
 
 
 async def test_starttls_with_auth_and_client_certificate(lab: Lab) -> None:
@@ -117,7 +98,7 @@ async def test_starttls_with_auth_and_client_certificate(lab: Lab) -> None:
     stages: list[tuple[str, str]] = []
     smtp = lab_smtp(lab, lab.starttls, username=lab.user, password=lab.password)
     reply = await send_one(smtp, lab_context(lab, client_certificate=True), to, stages)
-    received = str(delivered(lab, to)["Received"])
+    received = str(lab.mail_to(to)["Received"])
     assert "Authenticated sender: lab@smtp-lab" in received
     assert 'Client CN "lab-client"' in received
     queue_id = reply.message.rsplit(" ", 1)[-1]
@@ -135,7 +116,7 @@ async def test_implicit_tls_with_auth(lab: Lab) -> None:
     smtp = lab_smtp(lab, lab.tls, security="tls", username=lab.user, password=lab.password)
     stages: list[tuple[str, str]] = []
     await send_one(smtp, lab_context(lab), to, stages)
-    assert "Authenticated sender: lab@smtp-lab" in str(delivered(lab, to)["Received"])
+    assert "Authenticated sender: lab@smtp-lab" in str(lab.mail_to(to)["Received"])
     assert [stage for stage, _ in stages][:4] == ["resolving", "connecting", "connecting", "tls"]
 
 
@@ -146,7 +127,7 @@ async def test_several_mails_over_one_starttls_connection(lab: Lab) -> None:
     async with SmtpSession(smtp, lab_context(lab), timeout=10) as session:
         replies = [await session.send("cam@example.org", to, message_to(to)) for to in addresses]
     for to in addresses:
-        delivered(lab, to)
+        lab.mail_to(to)
     queue_ids = [reply.message.rsplit(" ", 1)[-1] for reply in replies]
     log = session_of_queue_id(lab, offset, queue_ids[0])
     assert log.count(" connect from ") == 1
@@ -208,4 +189,4 @@ async def test_ca_set_and_user_certificate_from_the_certificate_slots(
     )
     to = recipient()
     await send_one(smtp, service.certificates.tls_context(smtp), to)
-    assert 'Client CN "lab-client"' in str(delivered(lab, to)["Received"])
+    assert 'Client CN "lab-client"' in str(lab.mail_to(to)["Received"])
