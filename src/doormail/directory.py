@@ -18,7 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, or_, select, true
 from sqlalchemy.exc import IntegrityError
 
-from doormail.settings import is_address, split_addresses
+from doormail.settings import AddressList, split_addresses
 from doormail.store import tables
 
 IdentifierKind = Literal["number", "card", "bluetooth", "fingerprint"]
@@ -57,14 +57,6 @@ def _name(value: str) -> str:
     return value
 
 
-def _emails(value: str) -> str:
-    addresses = split_addresses(value)
-    for address in addresses:
-        if not is_address(address):
-            raise ValueError(f"{address!r} is not an e-mail address")
-    return ", ".join(addresses)
-
-
 def _identifier(value: str) -> str:
     value = value.strip()
     if not value:
@@ -93,7 +85,7 @@ class User(BaseModel):
 
     id: UserId = Field(default_factory=new_user_id)
     name: Annotated[str, AfterValidator(_name)] = ""
-    email: Annotated[str, AfterValidator(_emails)] = ""
+    email: AddressList = ""
     numbers: tuple[Identifier, ...] = ()
     cards: tuple[Card, ...] = ()
     bluetooth: tuple[Identifier, ...] = ()
