@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 import aiosmtplib
-from cryptography import x509
 
 from doormail.delivery.errors import (
     Attempt,
@@ -23,7 +22,6 @@ from doormail.delivery.errors import (
     TemporaryDeliveryError,
     from_exception,
 )
-from doormail.delivery.oauth2 import OAuth2Tokens
 from doormail.delivery.pipelining import PipelinedConnection
 from doormail.settings import Smtp
 
@@ -301,6 +299,8 @@ class SmtpSession:
             if "xoauth2" not in offered:
                 raise _unsupported_auth(offered, "XOAUTH2")
             if self._access_token is None:
+                from doormail.delivery.oauth2 import OAuth2Tokens  # HTTP, only for XOAUTH2
+
                 self._access_token = OAuth2Tokens(smtp.oauth2)
             token = await self._access_token()
             return "XOAUTH2", await client.auth_xoauth2(smtp.username, token)
@@ -407,7 +407,6 @@ def _certificate_names(client: aiosmtplib.SMTP) -> str | None:
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     if not der:
         return None
-    certificate = x509.load_der_x509_certificate(der)
-    subject = certificate.subject.rfc4514_string()
-    issuer = certificate.issuer.rfc4514_string()
-    return f"subject {subject}, issuer {issuer}"
+    from doormail.pem import names  # the X.509 library, only once a server has shown one
+
+    return names(der)
