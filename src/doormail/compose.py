@@ -14,7 +14,6 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from zoneinfo import ZoneInfo
 
-from doormail.camera.fit import attachment_size, fit_attachments
 from doormail.htmltext import html_to_text
 from doormail.mail import OutgoingMessage
 from doormail.settings import Settings
@@ -280,6 +279,8 @@ def _within_limit(
     fit, otherwise scaled down or left out by `fit_attachments`."""
     if not images:
         return images, notes
+    from doormail.camera.fit import attachment_size, fit_attachments  # Pillow, when pictures
+
     rest = len(bytes(_build(headers, subject, html_body, [], notes))) + _MIXED_OVERHEAD
     if rest + sum(attachment_size(image) for image in images) <= max_bytes:
         return images, notes

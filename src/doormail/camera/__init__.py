@@ -7,8 +7,6 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from doormail.camera.na import na_image
-
 
 @dataclass(frozen=True)
 class Snapshots:
@@ -24,6 +22,8 @@ class NoCamera:
     async def snapshots(
         self, start: float, end: float, count: int, width: int, height: int
     ) -> Snapshots:
+        from doormail.camera.na import na_image  # Pillow: loaded with the first picture
+
         moments = spread(start, end, count)
         images = [
             await asyncio.to_thread(na_image, width, height, datetime.fromtimestamp(t, UTC))

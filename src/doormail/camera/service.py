@@ -23,8 +23,6 @@ from doormail.camera.buffer import (
     choose_after,
     choose_spread,
 )
-from doormail.camera.na import na_image
-from doormail.camera.scale import is_jpeg, render
 from doormail.camera.source import CameraError, Source, source_for
 from doormail.settings import Camera, Settings
 
@@ -90,6 +88,8 @@ class Capture:
 
     async def _read(self) -> bool:
         """Read one connection's frames; whether any was kept."""
+        from doormail.camera.scale import is_jpeg  # Pillow: loaded with the first picture
+
         received, bad = False, 0
         try:
             async for frame in self.source.frames():
@@ -243,6 +243,8 @@ class CameraService:
             await capture.stop()
         chosen: list[Frame | None] = [*frames, *[None] * (count - len(frames))]
         moments = [frame.at for frame in frames] + spread(start, end, count)[len(frames) :]
+        from doormail.camera.scale import render
+
         images, missing = await asyncio.to_thread(
             render, chosen, moments, width, height, self._zone
         )
@@ -262,6 +264,8 @@ class CameraService:
             moments = [start + i * interval for i in range(count)]
             await self._wait_for(capture.buffer, moments[-1])
             chosen = choose_after(capture.buffer.frames(), start, count)
+        from doormail.camera.scale import render
+
         images, missing = await asyncio.to_thread(render, chosen, moments, w, h, self._zone)
         return Snapshots(images, [CAMERA_DID_NOT_ANSWER] if missing else [])
 
@@ -276,6 +280,8 @@ class CameraService:
             await asyncio.sleep(_WAIT_STEP)
 
     async def _na(self, moments: list[float], width: int, height: int) -> list[bytes]:
+        from doormail.camera.na import na_image
+
         zone = self._zone
         return await asyncio.to_thread(
             lambda: [na_image(width, height, datetime.fromtimestamp(t, zone)) for t in moments]
