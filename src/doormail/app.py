@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from doormail import firststart
 from doormail.accounts import Accounts
 from doormail.camera.service import CameraService
 from doormail.certificates import Certificates
@@ -20,7 +21,7 @@ from doormail.directory import Directory
 from doormail.intake import Intake
 from doormail.metrics import Metrics
 from doormail.outbox import Outbox
-from doormail.store import open_engine, upgrade
+from doormail.store import open_engine
 from doormail.store.engine import sqlite_url
 from doormail.store.settings_store import SettingsStore
 
@@ -63,14 +64,18 @@ class Service:
     runners: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
-def build_service(paths: Paths) -> Service:
-    """Open (and migrate) the database and build the service's parts."""
+def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
+    """Open the database, do the first start's work when it is due (in a child process when
+    `first_start_apart`, as a long-running service does) and build the service's parts."""
     paths.data_dir.mkdir(parents=True, exist_ok=True)
     engine = open_engine(paths.database_url)
-    upgrade(engine)
+    if not firststart.is_done(engine, paths.data_dir):
+        if first_start_apart:
+            firststart.prepare_apart(paths.data_dir, paths.database_url)
+        else:
+            firststart.prepare(engine, paths.data_dir)
     settings = SettingsStore(engine)
     certificates = Certificates(engine, paths.data_dir)
-    certificates.ensure_self_signed(settings.load().device.name)
     metrics = Metrics()
     outbox = Outbox(engine, metrics=metrics)
     metrics.watch_outbox(outbox.counts)

@@ -19,6 +19,7 @@ from rich.text import Text
 from doormail import settings as model
 from doormail.app import DEFAULT_LISTEN, Paths, Service, build_service
 from doormail.delivery.apply_test import TestRun
+from doormail.firststart import FirstStartError
 from doormail.outbox import OutboxError, OutboxItem
 
 cli = typer.Typer(
@@ -82,7 +83,10 @@ def serve(
         host, port = parse_listen(listen or os.environ.get("DOORMAIL_LISTEN") or DEFAULT_LISTEN)
     except ValueError as error:
         raise _fail(str(error)) from None
-    service = _service(data, database)
+    try:
+        service = build_service(Paths.resolve(data, database), first_start_apart=True)
+    except FirstStartError as error:
+        raise _fail(str(error)) from None
     generated = service.accounts.ensure_admin(os.environ.get("DOORMAIL_ADMIN_PASSWORD"))
     if generated:
         console.print(
