@@ -49,7 +49,7 @@ def test_a_first_start_that_fails_says_why(data_dir: Path) -> None:
     with open_engine(url).begin() as connection:
         connection.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32))")
         connection.exec_driver_sql("INSERT INTO alembic_version VALUES ('9999')")
-    with pytest.raises(FirstStartError, match="preparing the database failed: .*9999"):
+    with pytest.raises(FirstStartError, match=r"preparing the database failed: .*9999"):
         firststart.prepare_apart(data_dir, url)
 
 

@@ -44,14 +44,7 @@ def normalised(slot: str, pem: str | bytes) -> tuple[str, str]:
     certificate_pem = "".join(
         c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates
     )
-    key_pem = ""
-    if key is not None:
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
-    return certificate_pem, key_pem
+    return certificate_pem, "" if key is None else _pkcs8(key)
 
 
 def names(der: bytes) -> str:
@@ -195,11 +188,16 @@ def self_signed(common_name: str) -> tuple[str, str]:
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    certificate_pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return certificate_pem, key_pem
+    return certificate.public_bytes(serialization.Encoding.PEM).decode(), _pkcs8(key)
+
+
+def _pkcs8(key: Any) -> str:
+    """An unencrypted private key as PKCS#8 PEM, the one form stored."""
+    return str(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+    )
 

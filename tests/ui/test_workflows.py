@@ -5,7 +5,6 @@ maildir; retry a refused mail; import a CSV with a bad line; upload a bad certif
 
 from __future__ import annotations
 
-import datetime
 import email
 import email.policy
 import re
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, expect
 
+from doormail.pem import self_signed
 from tests.conftest import Lab, RunningService
 from tests.ui.conftest import SCREENSHOTS
 
@@ -277,38 +277,10 @@ def test_a_user_with_a_bad_email_is_shown_at_the_field_and_can_be_deleted(
     expect(page.locator(f'tr[data-user="{user_id}"]')).to_have_count(0)
 
 
-def certificate_and_key(common_name: str) -> tuple[str, str]:
-    """A self-signed certificate and its unencrypted key, in PEM."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
-
-
 def test_a_user_certificate_without_its_key_is_refused_at_its_slot(
     page: Page, served: RunningService
 ) -> None:
-    certificate, key = certificate_and_key("ui-test-client")
+    certificate, key = self_signed("ui-test-client")
     page.goto(served.url + "/certificates")
     user1 = page.locator("section#user1")
     user1.get_by_label("or paste the PEM text").fill(certificate)
