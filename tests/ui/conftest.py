@@ -28,7 +28,9 @@ DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API runs an event loop in this thread until it stops, and
+# asyncio tests collected after tests/ui could not start theirs meanwhile.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if not os.access(CHROMIUM, os.X_OK):
         require_service(f"Chromium ({CHROMIUM}; apt-get install chromium)")
