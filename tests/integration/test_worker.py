@@ -1,10 +1,13 @@
 """The delivery worker against an in-process aiosmtpd server with scripted replies: retries on
 4xx until sent once, 5xx failing for good, a server that comes up late, a deadline that passes,
-a connection dropped after the 250, and several mails over one connection."""
+a connection dropped after the 250, several mails over one connection, and that connection kept
+between rounds (reused, replaced when the server closed it or the settings changed, closed when
+idle or stopped)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -39,6 +42,12 @@ class Scripted:
         self.received: list[bytes] = []
         self.data_commands = 0
         self.connections: list[object] = []
+        self.quits = 0
+        # How the server hangs up on the first MAIL of a connection that already carried a
+        # mail, as when its idle timeout strikes just as the client sends: "421" replies
+        # first (RFC 5321 3.8), "drop" does not.
+        self.hang_up_on_reuse: str | None = None
+        self._served: list[object] = []
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -49,6 +58,20 @@ class Scripted:
         if self.pipelining:
             return [responses[0], "250-PIPELINING", *responses[1:]]
         return responses
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if self.hang_up_on_reuse is not None and session in self._served:
+            self._served.remove(session)
+            if self.hang_up_on_reuse == "drop":
+                server.transport.abort()  # what follows is never written
+            else:
+                asyncio.get_running_loop().call_soon(server.transport.close)
+            return "421 4.4.2 Idle too long, closing connection"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 Ok"
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -64,22 +87,32 @@ class Scripted:
         if self.data_replies:
             return self.data_replies.pop(0)
         self.received.append(envelope.original_content)
+        self._served.append(session)
         if self.drop_after_data:
             # Closed once the 250 is written, as some large providers do.
             asyncio.get_running_loop().call_soon(server.transport.close)
         return "250 2.0.0 Ok: queued as SCRIPTED"
 
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        self.quits += 1
+        return "221 2.0.0 Bye"
+
 
 class Server:
-    """A scripted server on a fixed port that a test can start late."""
+    """A scripted server on a fixed port that a test can start late; `idle_timeout` is how
+    long it keeps a connection without a command before closing it without a word, as
+    aiosmtpd and many servers do."""
 
     def __init__(self, port: int, pipelining: bool) -> None:
         self.port = port
         self.handler = Scripted(pipelining)
+        self.idle_timeout = 300.0
         self._controller: Controller | None = None
 
     def start(self) -> None:
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, timeout=self.idle_timeout
+        )
         self._controller.start()
 
     def stop(self) -> None:
@@ -119,25 +152,44 @@ def smtp_to(port: int) -> Smtp:
     )
 
 
-def make_worker(outbox: Outbox, smtp: Smtp, poll_interval: float = 0.05) -> DeliveryWorker:
+def make_worker(
+    outbox: Outbox, smtp: Smtp, poll_interval: float = 0.05, connection_idle: float = 2.0
+) -> DeliveryWorker:
     return DeliveryWorker(
         outbox,
         lambda: smtp,
         lambda _smtp: ssl.create_default_context(),
-        options=WorkerOptions(poll_interval=poll_interval, timeout=5),
+        options=WorkerOptions(
+            poll_interval=poll_interval, timeout=5, connection_idle=connection_idle
+        ),
     )
+
+
+@contextlib.asynccontextmanager
+async def started(worker: DeliveryWorker) -> AsyncIterator[asyncio.Task[None]]:
+    """The worker's own loop for the length of the block, stopped (cancelled) after it."""
+    task = asyncio.create_task(worker.run())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        assert loop.time() < deadline, "the condition did not come true"
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
 async def running(outbox: Outbox, server: Server) -> AsyncIterator[DeliveryWorker]:
     """The worker's own loop, running against the scripted server's port."""
     worker = make_worker(outbox, smtp_to(server.port))
-    task = asyncio.create_task(worker.run())
-    try:
+    async with started(worker):
         yield worker
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def mail(recipient: str | None = None) -> OutgoingMessage:
@@ -359,3 +411,102 @@ async def test_a_stopped_worker_gives_back_the_mail_it_had_not_sent(
     server.handler.data_delay = 0
     await worker.drain()
     assert {outbox.get(i).status for i in ids} == {"sent"}  # type: ignore[union-attr]
+
+
+async def test_mails_a_moment_apart_go_over_the_connection_kept_between_rounds(
+    outbox: Outbox, server: Server
+) -> None:
+    server.start()
+    worker = make_worker(outbox, smtp_to(server.port), poll_interval=60)
+    async with started(worker):
+        for _ in range(3):
+            ids = enqueue(outbox, worker)
+            await settled(outbox, ids, is_final)
+            await asyncio.sleep(0.1)  # the round is over; the next mail starts another
+    assert len(server.handler.received) == 3
+    assert len(server.handler.connections) == 1
+    await eventually(lambda: server.handler.quits == 1)  # closed when the worker stopped
+
+
+@pytest.mark.parametrize("hang_up", ["421", "drop"])
+async def test_a_kept_connection_the_server_hangs_up_on_costs_no_attempt(
+    outbox: Outbox, server: Server, hang_up: str
+) -> None:
+    server.handler.hang_up_on_reuse = hang_up
+    server.start()
+    worker = make_worker(outbox, smtp_to(server.port), poll_interval=60)
+    async with started(worker):
+        first = enqueue(outbox, worker)
+        await settled(outbox, first, is_final)
+        # The worker believes the kept connection open; the server closes it at the next MAIL.
+        second = enqueue(outbox, worker)
+        [item] = await settled(outbox, second, is_final)
+    assert (item.status, item.attempts) == ("sent", 1)
+    assert sorted(server.handler.received) == sorted(outbox.message(i) for i in first + second)
+    assert len(server.handler.connections) == 2
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced(
+    outbox: Outbox, server: Server
+) -> None:
+    server.idle_timeout = 0.2  # the server gives up on the connection before the worker does
+    server.start()
+    worker = make_worker(outbox, smtp_to(server.port), poll_interval=60)
+    async with started(worker):
+        first = enqueue(outbox, worker)
+        await settled(outbox, first, is_final)
+        await asyncio.sleep(0.5)
+        second = enqueue(outbox, worker)
+        [item] = await settled(outbox, second, is_final)
+    assert (item.status, item.attempts) == ("sent", 1)
+    assert len(server.handler.received) == 2
+    assert len(server.handler.connections) == 2
+
+
+async def test_an_idle_connection_is_closed_after_connection_idle(
+    outbox: Outbox, server: Server
+) -> None:
+    server.start()
+    worker = make_worker(outbox, smtp_to(server.port), poll_interval=60, connection_idle=0.2)
+    async with started(worker):
+        ids = enqueue(outbox, worker)
+        await settled(outbox, ids, is_final)
+        assert server.handler.quits == 0
+        await eventually(lambda: server.handler.quits == 1, within=2)
+        ids = enqueue(outbox, worker)
+        await settled(outbox, ids, is_final)
+    assert len(server.handler.connections) == 2
+
+
+async def test_changed_settings_close_the_kept_connection_and_open_another(
+    outbox: Outbox, server: Server
+) -> None:
+    other = Server(free_port(), pipelining=server.handler.pipelining)
+    server.start()
+    other.start()
+    try:
+        current = smtp_to(server.port)
+        worker = DeliveryWorker(
+            outbox,
+            lambda: current,
+            lambda _smtp: ssl.create_default_context(),
+            options=WorkerOptions(poll_interval=60, timeout=5),
+        )
+        async with started(worker):
+            await settled(outbox, enqueue(outbox, worker), is_final)
+            current = smtp_to(other.port)
+            await settled(outbox, enqueue(outbox, worker), is_final)
+            await eventually(lambda: server.handler.quits == 1)
+            assert other.handler.quits == 0  # kept for the next round
+        assert (len(server.handler.received), len(other.handler.received)) == (1, 1)
+        assert len(other.handler.connections) == 1
+    finally:
+        other.stop()
+
+
+async def test_a_drain_on_its_own_closes_its_connection(outbox: Outbox, server: Server) -> None:
+    server.start()
+    worker = make_worker(outbox, smtp_to(server.port))
+    enqueue(outbox, worker, count=2)
+    assert await worker.drain() == 2
+    await eventually(lambda: server.handler.quits == 1)

@@ -1,7 +1,8 @@
 """The delivery worker: drains the outbox through one SMTP session at a time. It wakes when mail
 is committed (`notify()`) and on a short poll (mail queued by other processes, retries coming
-due), claims due mail under a lease, sends it over one reused connection and records what the
-server said. It decides nothing about events and never builds a message."""
+due), claims due mail under a lease, sends it over one reused connection, kept open for a moment
+between rounds, and records what the server said. It decides nothing about events and never
+builds a message."""
 
 from __future__ import annotations
 
@@ -44,12 +45,19 @@ def worker_name() -> str:
 
 @dataclass(frozen=True)
 class WorkerOptions:
-    """How much the worker takes at once and how long it may hold it."""
+    """How much the worker takes at once, how long it may hold it, and how long an SMTP
+    connection is kept for the next round: `connection_idle` seconds without mail, as Postfix's
+    smtp_connection_cache_time_limit (2 s), far below a server's own idle timeout (RFC 5321
+    4.5.3.2.7 asks for 5 minutes), and `connection_reuse` seconds in all, as Postfix's
+    smtp_connection_reuse_time_limit, so that a certificate or token replaced meanwhile is taken
+    up even under steady traffic."""
 
     batch: int = 100
     lease_seconds: float = 120.0
     poll_interval: float = 1.0
     timeout: float = 30.0
+    connection_idle: float = 2.0
+    connection_reuse: float = 300.0
 
 
 class _Recorder:
@@ -94,6 +102,62 @@ class _Recorder:
             await asyncio.shield(self._task)
 
 
+@dataclass(frozen=True)
+class _Connection:
+    """An open SMTP session, the settings it was opened with, and when (monotonic seconds)."""
+
+    session: SmtpSession
+    smtp: Smtp
+    opened: float
+
+
+class _ConnectionCache:
+    """The connection a round leaves open for the next one, as Postfix's connection cache does:
+    reused while its settings are unchanged, it is still open and neither idle nor reuse time
+    has run out. Whoever takes it owns it until it is kept again, so rounds never share one."""
+
+    def __init__(self, idle: float, reuse: float) -> None:
+        self._idle = idle
+        self._reuse = reuse
+        self._kept: _Connection | None = None
+        self._idle_since = 0.0
+
+    async def take(self, smtp: Smtp) -> _Connection | None:
+        kept, self._kept = self._kept, None
+        if kept is None:
+            return None
+        if kept.smtp == smtp and kept.session.connected and self.expires_in() > 0:
+            return kept
+        await _close(kept.session)
+        return None
+
+    async def keep(self, connection: _Connection) -> None:
+        """Keep `connection` for the next round; closed instead when it cannot be reused."""
+        now = time.monotonic()
+        usable = connection.session.connected and now - connection.opened < self._reuse
+        if not usable or self._idle <= 0 or self._kept is not None:
+            await _close(connection.session)
+            return
+        self._kept, self._idle_since = connection, now
+
+    def expires_in(self) -> float:
+        """Seconds until the kept connection is to be closed (infinite when none is kept)."""
+        kept = self._kept
+        if kept is None:
+            return float("inf")
+        until = min(self._idle_since + self._idle, kept.opened + self._reuse)
+        return until - time.monotonic()
+
+    async def close_expired(self) -> None:
+        if self._kept is not None and self.expires_in() <= 0:
+            await self.close()
+
+    async def close(self) -> None:
+        kept, self._kept = self._kept, None
+        if kept is not None:
+            await _close(kept.session)
+
+
 class DeliveryWorker:
     """One worker; `run()` goes into the service's runners, `notify()` is called after an
     enqueue commits."""
@@ -116,6 +180,11 @@ class DeliveryWorker:
         self._access_token = access_token
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._connections = _ConnectionCache(
+            self.options.connection_idle, self.options.connection_reuse
+        )
+        # Connections outlive a round only while run() goes on, which closes them.
+        self._running = False
 
     def notify(self) -> None:
         """Wake the worker now; callable from any thread (FastAPI runs `def` routes in a pool)."""
@@ -133,21 +202,30 @@ class DeliveryWorker:
                 loop.call_soon_threadsafe(wake.set)
 
     async def run(self) -> None:
-        """Deliver until cancelled."""
+        """Deliver until cancelled; the connection kept between rounds is closed on the way out."""
         self._loop = asyncio.get_running_loop()
         self._wake = wake = asyncio.Event()
-        while True:
-            _stop_if_cancelled()
-            wake.clear()
-            try:
-                await self.drain()
-                pause = await asyncio.to_thread(self._pause)
-            except Exception:
-                log.exception("delivery round failed; trying again shortly")
-                pause = self.options.poll_interval
-            if not wake.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), pause)
+        self._running = True
+        try:
+            while True:
+                _stop_if_cancelled()
+                wake.clear()
+                try:
+                    await self.drain()
+                    pause = await asyncio.to_thread(self._pause)
+                except Exception:
+                    log.exception("delivery round failed; trying again shortly")
+                    pause = self.options.poll_interval
+                if not wake.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), min(pause, self._idle_left()))
+                await self._connections.close_expired()
+        finally:
+            self._running = False
+            await asyncio.shield(self._connections.close())
+
+    def _idle_left(self) -> float:
+        return max(self._connections.expires_in(), 0.0)
 
     def _pause(self) -> float:
         due = self.outbox.next_due()
@@ -158,35 +236,44 @@ class DeliveryWorker:
 
     async def drain(self) -> int:
         """Send everything due now; returns how many mails were attempted. Mail waiting past its
-        deadline is expired afterwards (after its last attempt, when the worker runs)."""
-        smtp = await asyncio.to_thread(self._smtp_settings)
-        attempted = 0
-        if smtp.enabled:
-            attempted = await self._drain_enabled(smtp)
-        await asyncio.to_thread(self.outbox.expire_overdue)
+        deadline is expired afterwards (after its last attempt, when the worker runs). Outside
+        `run()` the SMTP connection is closed at the end; within it, it is kept for the next
+        round."""
+        try:
+            smtp = await asyncio.to_thread(self._smtp_settings)
+            attempted = 0
+            if smtp.enabled:
+                attempted = await self._drain_enabled(smtp)
+            await asyncio.to_thread(self.outbox.expire_overdue)
+        finally:
+            if not self._running:
+                await asyncio.shield(self._connections.close())
         return attempted
 
     async def _drain_enabled(self, smtp: Smtp) -> int:
         recorder = _Recorder(self.outbox, self.owner)
         held: set[str] = set()
         renewer = asyncio.create_task(self._renew_leases(held))
-        session: SmtpSession | None = None
+        connection: _Connection | None = None
         # Once the session itself fails, the rest of the due mail shares that outcome without
         # another attempt to connect (the server is down, or a setting cannot work).
         session_error: DeliveryError | None = None
         attempted = 0
+        finished = False
         # The next batch is read from the database while this one is being sent.
         upcoming = asyncio.create_task(self._claim())
         try:
             while claimed := await upcoming:
                 upcoming = asyncio.create_task(self._claim())
                 held.update(item.id for item in claimed)
-                if session is None and session_error is None:
-                    session, session_error = await self._open(smtp)
+                if connection is None and session_error is None:
+                    connection, session_error = await self._connect(smtp)
                 for index, item in enumerate(claimed):
-                    if session_error is None and session is not None:
+                    if session_error is None and connection is not None:
                         following = claimed[index + 1] if index + 1 < len(claimed) else None
-                        outcome, session_error = await self._send(session, item, following)
+                        outcome, session_error = await self._send(
+                            connection.session, item, following
+                        )
                     else:
                         assert session_error is not None
                         outcome = _outcome_of(item, session_error)
@@ -194,13 +281,21 @@ class DeliveryWorker:
                     held.discard(item.id)
                     _stop_if_cancelled()
                 attempted += len(claimed)
+            finished = True
         finally:
             renewer.cancel()
             await asyncio.shield(self._release(upcoming, held))
-            if session is not None:
-                await _close(session)
+            if connection is not None:
+                await self._put_back(connection, reusable=finished)
             await recorder.finish()
         return attempted
+
+    async def _put_back(self, connection: _Connection, *, reusable: bool) -> None:
+        # A session interrupted midway (the worker stopping) may be inside a transaction.
+        if reusable:
+            await self._connections.keep(connection)
+        else:
+            await asyncio.shield(_close(connection.session))
 
     async def _release(self, upcoming: asyncio.Task[list[Claimed]], held: set[str]) -> None:
         """Hand back mail claimed but not sent when the worker stops (cancelled): the batch read
@@ -217,6 +312,17 @@ class DeliveryWorker:
         return await asyncio.to_thread(
             self.outbox.claim, self.owner, options.batch, options.lease_seconds
         )
+
+    async def _connect(self, smtp: Smtp) -> tuple[_Connection | None, DeliveryError | None]:
+        """The connection kept from an earlier round when it suits `smtp`, else a new one."""
+        kept = await self._connections.take(smtp)
+        if kept is not None:
+            return kept, None
+        opened = time.monotonic()
+        session, error = await self._open(smtp)
+        if session is None:
+            return None, error
+        return _Connection(session, smtp, opened), None
 
     async def _open(self, smtp: Smtp) -> tuple[SmtpSession | None, DeliveryError | None]:
         try:
