@@ -510,3 +510,16 @@ async def test_a_drain_on_its_own_closes_its_connection(outbox: Outbox, server: 
     enqueue(outbox, worker, count=2)
     assert await worker.drain() == 2
     await eventually(lambda: server.handler.quits == 1)
+
+
+async def test_security_none_needs_no_tls_context(outbox: Outbox, server: Server) -> None:
+    def no_context(_smtp: Smtp) -> ssl.SSLContext:
+        raise AssertionError("no TLS context is needed without TLS")
+
+    server.start()
+    worker = DeliveryWorker(
+        outbox, lambda: smtp_to(server.port), no_context, options=WorkerOptions(timeout=5)
+    )
+    ids = enqueue(outbox, worker)
+    await worker.drain()
+    assert outbox.get(ids[0]).status == "sent"  # type: ignore[union-attr]

@@ -326,7 +326,7 @@ class DeliveryWorker:
 
     async def _open(self, smtp: Smtp) -> tuple[SmtpSession | None, DeliveryError | None]:
         try:
-            context = await asyncio.to_thread(self._tls_context, smtp)
+            context = await self._context(smtp)
             session = SmtpSession(
                 smtp, context, timeout=self.options.timeout, access_token=self._access_token
             )
@@ -338,6 +338,14 @@ class DeliveryWorker:
             log.exception("SMTP session to %s:%s failed", smtp.server, smtp.port)
             return None, _unexpected(error)
         return session, None
+
+    async def _context(self, smtp: Smtp) -> ssl.SSLContext:
+        if smtp.security == "none":
+            # SmtpSession starts no TLS with security none (neither implicit nor STARTTLS), so
+            # no context is built, nor are certificate slots read (an empty one would fail the
+            # session). This stand-in trusts no certificate: used by mistake, it fails closed.
+            return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        return await asyncio.to_thread(self._tls_context, smtp)
 
     async def _send(
         self, session: SmtpSession, item: Claimed, following: Claimed | None = None
