@@ -523,3 +523,24 @@ async def test_security_none_needs_no_tls_context(outbox: Outbox, server: Server
     ids = enqueue(outbox, worker)
     await worker.drain()
     assert outbox.get(ids[0]).status == "sent"  # type: ignore[union-attr]
+
+
+async def test_rounds_look_for_overdue_mail_once_a_poll_interval_and_claim_once_a_batch(
+    outbox: Outbox, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"claim": 0, "expire_overdue": 0}
+    for name in calls:
+        original = getattr(outbox, name)
+
+        def counted(*args: Any, _name: str = name, _original: Any = original) -> Any:
+            calls[_name] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(outbox, name, counted)
+    server.start()
+    worker = make_worker(outbox, smtp_to(server.port), poll_interval=60)
+    for _ in range(3):
+        enqueue(outbox, worker)
+        assert await worker.drain() == 1
+    # A batch shorter than the limit took everything due: no second claim to find none.
+    assert calls == {"claim": 3, "expire_overdue": 1}

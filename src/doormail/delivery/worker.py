@@ -36,6 +36,8 @@ SESSION_STAGES = frozenset({"resolving", "connecting", "tls", "ehlo", "auth"})
 BEFORE_MESSAGE_STAGES = frozenset({"rset", "mail"})
 
 TlsContextFactory = Callable[[Smtp], ssl.SSLContext]
+# The settings a round runs with, and a batch of mail it claimed.
+_Batch = tuple[Smtp, list[Claimed]]
 
 
 def worker_name() -> str:
@@ -185,6 +187,7 @@ class DeliveryWorker:
         )
         # Connections outlive a round only while run() goes on, which closes them.
         self._running = False
+        self._expired_at = -float("inf")
 
     def notify(self) -> None:
         """Wake the worker now; callable from any thread (FastAPI runs `def` routes in a pool)."""
@@ -211,8 +214,8 @@ class DeliveryWorker:
                 _stop_if_cancelled()
                 wake.clear()
                 try:
-                    await self.drain()
-                    pause = await asyncio.to_thread(self._pause)
+                    await self._deliver_due()
+                    pause = await self._between_rounds(wake)
                 except Exception:
                     log.exception("delivery round failed; trying again shortly")
                     pause = self.options.poll_interval
@@ -227,7 +230,28 @@ class DeliveryWorker:
     def _idle_left(self) -> float:
         return max(self._connections.expires_in(), 0.0)
 
-    def _pause(self) -> float:
+    async def _between_rounds(self, wake: asyncio.Event) -> float:
+        """How long to sleep: until the next mail is due, at most a poll interval; overdue mail
+        is expired first when its time has come. When mail was committed during the round
+        (`wake` is set), the next round starts without asking the database."""
+        expire = self._expiry_due()
+        if wake.is_set() and not expire:
+            return 0.0
+        return await asyncio.to_thread(self._expire_and_pause, expire)
+
+    def _expiry_due(self) -> bool:
+        # Once a poll interval is soon enough: a round tries (and then expires) the overdue
+        # mail it claims, so only mail nobody could try (sending disabled, or every worker down)
+        # waits for this, and it is not worth a database write after every mail.
+        now = time.monotonic()
+        if now - self._expired_at < self.options.poll_interval:
+            return False
+        self._expired_at = now
+        return True
+
+    def _expire_and_pause(self, expire: bool) -> float:
+        if expire:
+            self.outbox.expire_overdue()
         due = self.outbox.next_due()
         pause = self.options.poll_interval
         if due is not None:
@@ -236,21 +260,19 @@ class DeliveryWorker:
 
     async def drain(self) -> int:
         """Send everything due now; returns how many mails were attempted. Mail waiting past its
-        deadline is expired afterwards (after its last attempt, when the worker runs). Outside
-        `run()` the SMTP connection is closed at the end; within it, it is kept for the next
-        round."""
+        deadline is expired afterwards (after its last attempt), at most once a poll interval.
+        Outside `run()` the SMTP connection is closed at the end; within it, it is kept for the
+        next round."""
         try:
-            smtp = await asyncio.to_thread(self._smtp_settings)
-            attempted = 0
-            if smtp.enabled:
-                attempted = await self._drain_enabled(smtp)
-            await asyncio.to_thread(self.outbox.expire_overdue)
+            attempted = await self._deliver_due()
+            if self._expiry_due():
+                await asyncio.to_thread(self.outbox.expire_overdue)
         finally:
             if not self._running:
                 await asyncio.shield(self._connections.close())
         return attempted
 
-    async def _drain_enabled(self, smtp: Smtp) -> int:
+    async def _deliver_due(self) -> int:
         recorder = _Recorder(self.outbox, self.owner)
         held: set[str] = set()
         renewer = asyncio.create_task(self._renew_leases(held))
@@ -260,13 +282,18 @@ class DeliveryWorker:
         session_error: DeliveryError | None = None
         attempted = 0
         finished = False
-        # The next batch is read from the database while this one is being sent.
-        upcoming = asyncio.create_task(self._claim())
+        upcoming: asyncio.Task[_Batch] | None = self._claim(None)
         try:
-            while claimed := await upcoming:
-                upcoming = asyncio.create_task(self._claim())
+            while upcoming is not None:
+                # Shielded: a claim cancelled midway may still commit in its thread, and what
+                # it claimed must then be given back (below), not left to its lease.
+                smtp, claimed = await asyncio.shield(upcoming)
+                # A short batch took everything due; mail committed since calls notify().
+                full = len(claimed) >= self.options.batch
+                # The next batch is read from the database while this one is being sent.
+                upcoming = self._claim(smtp) if full else None
                 held.update(item.id for item in claimed)
-                if connection is None and session_error is None:
+                if claimed and connection is None and session_error is None:
                     connection, session_error = await self._connect(smtp)
                 for index, item in enumerate(claimed):
                     if session_error is None and connection is not None:
@@ -297,21 +324,29 @@ class DeliveryWorker:
         else:
             await asyncio.shield(_close(connection.session))
 
-    async def _release(self, upcoming: asyncio.Task[list[Claimed]], held: set[str]) -> None:
+    async def _release(self, upcoming: asyncio.Task[_Batch] | None, held: set[str]) -> None:
         """Hand back mail claimed but not sent when the worker stops (cancelled): the batch read
         ahead and the rest of the current one must not wait for their leases to run out."""
         ids = set(held)
-        with contextlib.suppress(Exception):
-            ids.update(item.id for item in await upcoming)
+        if upcoming is not None:
+            with contextlib.suppress(Exception):
+                ids.update(item.id for item in (await upcoming)[1])
         if ids:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.outbox.release, self.owner, ids)
 
-    async def _claim(self) -> list[Claimed]:
+    def _claim(self, smtp: Smtp | None) -> asyncio.Task[_Batch]:
+        return asyncio.create_task(asyncio.to_thread(self._settings_and_claim, smtp))
+
+    def _settings_and_claim(self, smtp: Smtp | None) -> _Batch:
+        """The settings (read at the start of a round) and, while sending is enabled, a batch
+        of due mail: one trip to a thread, since either may wait for the database."""
+        if smtp is None:
+            smtp = self._smtp_settings()
+        if not smtp.enabled:
+            return smtp, []
         options = self.options
-        return await asyncio.to_thread(
-            self.outbox.claim, self.owner, options.batch, options.lease_seconds
-        )
+        return smtp, self.outbox.claim(self.owner, options.batch, options.lease_seconds)
 
     async def _connect(self, smtp: Smtp) -> tuple[_Connection | None, DeliveryError | None]:
         """The connection kept from an earlier round when it suits `smtp`, else a new one."""
