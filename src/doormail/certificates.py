@@ -28,6 +28,7 @@ SLOTS = (SELF_SIGNED, *USER_SLOTS, *CA_SLOTS)
 MAX_PEM_BYTES = 1_000_000
 SELF_SIGNED_DAYS = 3650
 
+
 class UnknownSlotError(LookupError):
     """A slot name that is none of self-signed, user1..3, ca1..3."""
 
@@ -234,4 +235,3 @@ class Certificates:
 def _known(slot: str) -> None:
     if slot not in SLOTS:
         raise UnknownSlotError(slot)
-

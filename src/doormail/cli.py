@@ -270,7 +270,6 @@ async def _print_test_run(service: Service, run: TestRun) -> None:
     await task
 
 
-
 @cli.command("outbox")
 def outbox_command(
     status: Annotated[

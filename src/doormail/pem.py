@@ -200,4 +200,3 @@ def _pkcs8(key: Any) -> str:
             serialization.NoEncryption(),
         ).decode()
     )
-

@@ -56,17 +56,20 @@ def _ignore_stage(_stage: str, _message: str) -> None:
 
 class SmtpSession:
     """An open SMTP connection (`async with SmtpSession(...) as session`). `send()` may be called
-    many times; the connection is reused, and opened again if the server closed it meanwhile."""
+    many times; the connection is reused, and opened again if the server closed it meanwhile.
+    `tls_context` may be None only with `smtp.security = none`, which never starts TLS."""
 
     def __init__(
         self,
         smtp: Smtp,
-        tls_context: ssl.SSLContext,
+        tls_context: ssl.SSLContext | None,
         *,
         on_stage: StageCallback | None = None,
         timeout: float = 30.0,
         access_token: AccessToken | None = None,
     ) -> None:
+        if tls_context is None and smtp.security != "none":
+            raise ValueError(f"smtp.security {smtp.security} needs a TLS context")
         self._smtp = smtp
         self._tls_context = tls_context
         self._on_stage = on_stage or _ignore_stage

@@ -374,12 +374,11 @@ class DeliveryWorker:
             return None, _unexpected(error)
         return session, None
 
-    async def _context(self, smtp: Smtp) -> ssl.SSLContext:
+    async def _context(self, smtp: Smtp) -> ssl.SSLContext | None:
         if smtp.security == "none":
-            # SmtpSession starts no TLS with security none (neither implicit nor STARTTLS), so
-            # no context is built, nor are certificate slots read (an empty one would fail the
-            # session). This stand-in trusts no certificate: used by mistake, it fails closed.
-            return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            # No TLS will be started, so no certificate slot is read (an empty one would fail
+            # the session for nothing).
+            return None
         return await asyncio.to_thread(self._tls_context, smtp)
 
     async def _send(
