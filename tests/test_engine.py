@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, insert, select, text
 
 from doormail.store import engine as store_engine
-from doormail.store import open_engine, tables, upgrade
+from doormail.store import open_engine, reading, tables, upgrade
 from doormail.store.engine import sqlite_url
 
 
@@ -53,6 +53,22 @@ def test_a_read_closed_without_commit_leaves_the_lock_free(engine: Engine) -> No
         connection.execute(text("SELECT 1"))
     with engine.begin() as connection:
         connection.execute(text("SELECT 1"))
+
+
+def test_a_reading_connection_does_not_wait_for_a_writer_and_sees_committed_rows(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_engine, "_BUSY_SECONDS", 0.2)
+    row = {"type": "t", "received_at": 0.0, "result": "{}"}
+    with engine.begin() as connection:
+        connection.execute(insert(tables.events).values(id="committed", **row))
+    with engine.begin() as writer:
+        writer.execute(insert(tables.events).values(id="uncommitted", **row))
+        # In the writer's thread, with its write lock held: an ordinary transaction would fail
+        # to get the lock here (see the next tests); a reading one reads the last commit.
+        with reading(engine) as reader:
+            ids = reader.execute(select(tables.events.c.id)).scalars().all()
+    assert ids == ["committed"]
 
 
 def test_a_failed_transaction_leaves_the_lock_free(engine: Engine) -> None:

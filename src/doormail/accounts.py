@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, delete, insert, select, update
 
-from doormail.store import tables
+from doormail.store import reading, tables
 
 ADMIN = "admin"
 _hasher = PasswordHasher()
@@ -30,7 +30,7 @@ class Accounts:
     def ensure_admin(self, password: str | None) -> str | None:
         """Create the admin account at first start. Returns the generated password when one was
         made (to be printed once), None when the account exists or a password was given."""
-        with self._engine.connect() as connection:
+        with reading(self._engine) as connection:
             exists = connection.execute(
                 select(tables.accounts.c.name).where(tables.accounts.c.name == ADMIN)
             ).first()
@@ -56,7 +56,7 @@ class Accounts:
 
     def check_password(self, name: str, password: str) -> bool:
         digest = hmac.new(self._key, f"{name}\0{password}".encode(), "sha256").digest()
-        with self._engine.connect() as connection:
+        with reading(self._engine) as connection:
             stored = connection.execute(
                 select(tables.accounts.c.password_hash).where(tables.accounts.c.name == name)
             ).scalar()
@@ -87,7 +87,7 @@ class Accounts:
 
     def check_token(self, token: str) -> str | None:
         """The token's name, or None when no such token exists."""
-        with self._engine.connect() as connection:
+        with reading(self._engine) as connection:
             return connection.execute(
                 select(tables.tokens.c.name).where(tables.tokens.c.token_hash == _token_hash(token))
             ).scalar()

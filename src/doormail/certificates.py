@@ -18,7 +18,7 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from doormail.settings import Smtp
-from doormail.store import tables
+from doormail.store import reading, tables
 
 SELF_SIGNED = "self-signed"
 USER_SLOTS = ("user1", "user2", "user3")
@@ -128,7 +128,7 @@ class Certificates:
 
     def list(self) -> list[CertificateInfo]:
         """Every slot in order; empty ones marked `empty`."""
-        with self._engine.connect() as connection:
+        with reading(self._engine) as connection:
             rows = connection.execute(
                 select(
                     tables.certificates.c.slot,
@@ -208,7 +208,7 @@ class Certificates:
 
     def _row(self, slot: str) -> tuple[str, str] | None:
         table = tables.certificates
-        with self._engine.connect() as connection:
+        with reading(self._engine) as connection:
             row = connection.execute(
                 select(table.c.certificate, table.c.private_key).where(table.c.slot == slot)
             ).first()

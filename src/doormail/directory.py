@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, 
 from sqlalchemy.exc import IntegrityError
 
 from doormail.settings import AddressList, split_addresses
-from doormail.store import tables
+from doormail.store import reading, tables
 
 IdentifierKind = Literal["number", "card", "bluetooth", "fingerprint"]
 # The User field holding each kind of identifier, in CSV column order.
@@ -238,7 +238,7 @@ class Directory:
     @contextmanager
     def reader(self) -> Iterator[UserLookup]:
         """A UserLookup on one connection, for the look-ups of one event."""
-        with self._engine.connect() as connection:
+        with reading(self._engine) as connection:
             yield _Reader(connection)
 
     @staticmethod
@@ -291,7 +291,7 @@ class Directory:
             return _delete(connection, [user_id]) > 0
 
     def count(self) -> int:
-        with self._engine.connect() as connection:
+        with reading(self._engine) as connection:
             return int(
                 connection.execute(select(func.count()).select_from(tables.users)).scalar_one()
             )
@@ -304,7 +304,7 @@ class Directory:
         statement = select(users.id).where(condition).order_by(users.id).limit(limit + 1)
         if after:
             statement = statement.where(users.id > after)
-        with self._engine.connect() as connection:
+        with reading(self._engine) as connection:
             ids = list(connection.execute(statement).scalars())
             total = connection.execute(
                 select(func.count()).select_from(tables.users).where(condition)

@@ -22,7 +22,7 @@ from doormail.events import CallEnded, CallRinging, Event, parse_events
 from doormail.mail import OutgoingMessage
 from doormail.outbox import Outbox
 from doormail.settings import Settings
-from doormail.store import tables
+from doormail.store import reading, tables
 
 if TYPE_CHECKING:
     from doormail.app import Service
@@ -96,7 +96,7 @@ class Intake:
         except IntegrityError:
             # The same event id arrived twice at once (PostgreSQL does not serialize the check
             # above); the other one's mails are the ones queued.
-            with self._service.engine.connect() as connection:
+            with reading(self._service.engine) as connection:
                 earlier = _earlier_result(connection, prepared.event_id)
             if earlier is None:
                 raise

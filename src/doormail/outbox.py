@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from doormail.delivery.retry import RetryPolicy
 from doormail.mail import OutgoingMessage
+from doormail.store import reading
 from doormail.store.tables import outbox as table
 from doormail.store.tables import outbox_messages as bodies
 
@@ -545,7 +546,7 @@ class Outbox:
 
     def next_due(self) -> float | None:
         """When the earliest queued mail is due (None when nothing is queued)."""
-        with self._engine.connect() as connection:
+        with reading(self._engine) as connection:
             value = connection.execute(
                 select(func.min(table.c.next_attempt_at)).where(table.c.status == "queued")
             ).scalar()
@@ -554,13 +555,13 @@ class Outbox:
     # --- looking and retrying by hand -------------------------------------------------------
 
     def get(self, id: str) -> OutboxItem | None:
-        with self._engine.connect() as connection:
+        with reading(self._engine) as connection:
             row = connection.execute(select(*_ITEM_COLUMNS).where(table.c.id == id)).first()
         return None if row is None else _item(row)
 
     def message(self, id: str) -> bytes:
         """The exact RFC 5322 bytes that are (or were) sent."""
-        with self._engine.connect() as connection:
+        with reading(self._engine) as connection:
             data = connection.execute(select(bodies.c.message).where(bodies.c.id == id)).scalar()
         if data is None:
             raise UnknownMessage(f"no outbox entry {id!r}", "id")
@@ -596,7 +597,7 @@ class Outbox:
 
     def counts(self) -> dict[str, int]:
         """How many entries are in each state (every state present, zero included)."""
-        with self._engine.connect() as connection:
+        with reading(self._engine) as connection:
             rows = connection.execute(
                 select(table.c.status, func.count()).group_by(table.c.status)
             ).all()
@@ -624,7 +625,7 @@ class Outbox:
                 )
             )
         query = query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit + 1)
-        with self._engine.connect() as connection:
+        with reading(self._engine) as connection:
             items = [_item(row) for row in connection.execute(query)]
         more = len(items) > limit
         items = items[:limit]

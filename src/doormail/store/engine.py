@@ -13,6 +13,8 @@ from sqlalchemy.exc import OperationalError
 MIGRATIONS = Path(__file__).parent / "migrations"
 # How long a transaction waits for another one's write lock before giving up.
 _BUSY_SECONDS = 30
+# The execution option that marks a connection as reading only (see `reading`).
+_READ_ONLY = "doormail_read_only"
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -44,6 +46,13 @@ def open_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def reading(engine: Engine) -> Connection:
+    """A connection that only reads. On SQLite its transaction is a plain BEGIN, which in WAL
+    mode reads a snapshot without waiting for the write lock: looking up a user or the settings
+    does not queue behind a commit's fsync."""
+    return engine.connect().execution_options(**{_READ_ONLY: True})
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite's own transaction handling would defer BEGIN; we issue it ourselves.
     dbapi_connection.isolation_level = None
@@ -56,8 +65,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class _Writers:
-    """Every transaction takes SQLite's write lock at BEGIN (BEGIN IMMEDIATE), so that two
-    claimers cannot both read a row as due. Within one process the threads first queue on a
+    """Every transaction but a `reading` one takes SQLite's write lock at BEGIN (BEGIN
+    IMMEDIATE), so that two claimers cannot both read a row as due. Within one process the threads first queue on a
     lock of their own: SQLite's busy handler waits by sleeping (1, 2, 5 … 100 ms) and polling,
     which under load turned a few milliseconds of work into hundreds of milliseconds of wait."""
 
@@ -67,6 +76,9 @@ class _Writers:
         self._lock = threading.Lock()
 
     def begin(self, connection: Connection) -> None:
+        if connection.get_execution_options().get(_READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+            return
         if not self._lock.acquire(timeout=_BUSY_SECONDS):
             raise OperationalError(
                 "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
@@ -98,7 +110,7 @@ def head_revision() -> str:
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None when it has no schema yet."""
     try:
-        with engine.connect() as connection:
+        with reading(engine) as connection:
             return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except OperationalError:
         return None

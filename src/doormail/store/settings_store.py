@@ -10,6 +10,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from doormail.settings import Settings, validate
 from doormail.store import tables
+from doormail.store.engine import reading
 
 _ROW = 1
 
@@ -21,7 +22,7 @@ class SettingsStore:
         self._engine = engine
 
     def load(self) -> Settings:
-        with self._engine.connect() as connection:
+        with reading(self._engine) as connection:
             document = connection.execute(
                 select(tables.settings.c.document).where(tables.settings.c.id == _ROW)
             ).scalar()
