@@ -128,7 +128,7 @@ class _ConnectionCache:
         kept, self._kept = self._kept, None
         if kept is None:
             return None
-        if kept.smtp == smtp and kept.session.connected and self.expires_in() > 0:
+        if kept.smtp == smtp and kept.session.connected and self._left(kept) > 0:
             return kept
         await _close(kept.session)
         return None
@@ -144,9 +144,9 @@ class _ConnectionCache:
 
     def expires_in(self) -> float:
         """Seconds until the kept connection is to be closed (infinite when none is kept)."""
-        kept = self._kept
-        if kept is None:
-            return float("inf")
+        return float("inf") if self._kept is None else self._left(self._kept)
+
+    def _left(self, kept: _Connection) -> float:
         until = min(self._idle_since + self._idle, kept.opened + self._reuse)
         return until - time.monotonic()
 
