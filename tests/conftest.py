@@ -20,6 +20,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from doormail.app import Paths, Service, build_service
+from doormail.camera import Snapshots
+from doormail.camera.service import CameraService
 from doormail.web.app import create_app
 
 ADMIN_PASSWORD = "test-admin-password"
@@ -55,6 +57,28 @@ def service(data_dir: Path) -> Service:
     built = build_service(Paths.resolve(str(data_dir)))
     built.accounts.ensure_admin(ADMIN_PASSWORD)
     return built
+
+
+class RecordingCamera(CameraService):
+    """The service's camera (here without a source: N/A images), remembering what it was
+    asked for."""
+
+    def __init__(self, service: Service) -> None:
+        super().__init__(service.settings.load)
+        self.asked: list[tuple[float, float, int, int, int]] = []
+
+    async def snapshots(
+        self, start: float, end: float, count: int, width: int, height: int
+    ) -> Snapshots:
+        self.asked.append((start, end, count, width, height))
+        return await super().snapshots(start, end, count, width, height)
+
+
+@pytest.fixture
+def camera(service: Service) -> RecordingCamera:
+    recording = RecordingCamera(service)
+    service.camera = recording
+    return recording
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from doormail.app import Service
-from doormail.camera import NoCamera, Snapshots
 from doormail.directory import User
 from doormail.events import EventError
 from doormail.settings import apply_patch
 from doormail.store import tables
+from tests.conftest import RecordingCamera
 
 CONFIG: dict[str, Any] = {
     "device": {"name": "Front door"},
@@ -24,19 +24,6 @@ CONFIG: dict[str, Any] = {
     "email_on_call": {"send": "missed", "default_to": "desk@example.com"},
     "email_on_access": {"send": "denied", "default_to": "security@example.com"},
 }
-
-
-class RecordingCamera(NoCamera):
-    """The N/A camera, remembering what it was asked for."""
-
-    def __init__(self) -> None:
-        self.asked: list[tuple[float, float, int, int, int]] = []
-
-    async def snapshots(
-        self, start: float, end: float, count: int, width: int, height: int
-    ) -> Snapshots:
-        self.asked.append((start, end, count, width, height))
-        return await super().snapshots(start, end, count, width, height)
 
 
 @pytest.fixture
@@ -136,9 +123,9 @@ async def test_a_bad_event_in_an_array_takes_none_of_them(configured: Service) -
     assert queued(configured, "a-1") == []
 
 
-async def test_call_snapshots_span_from_its_ringing_to_its_end(configured: Service) -> None:
-    camera = RecordingCamera()
-    configured.camera = camera
+async def test_call_snapshots_span_from_its_ringing_to_its_end(
+    configured: Service, camera: RecordingCamera
+) -> None:
     snapshots = {"attach": True, "count": 3, "resolution": "320x240"}
     patch = {"email_on_call": {"snapshots": snapshots}}
     configured.settings.save(apply_patch(configured.settings.load(), patch))

@@ -15,36 +15,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from doormail.app import Service
-from doormail.camera import Snapshots
-from doormail.camera.service import CameraService
 from doormail.directory import User
 from doormail.settings import apply_patch
-from tests.conftest import ADMIN_PASSWORD, free_port
+from tests.conftest import ADMIN_PASSWORD, RecordingCamera, free_port
 
 NATIVE = "/api/actions/send-email"
 INTERCOM = "/api/email/send"
-
-
-class RecordingCamera(CameraService):
-    """The service's camera (here without a source: N/A images), remembering what it was
-    asked for."""
-
-    def __init__(self, service: Service) -> None:
-        super().__init__(service.settings.load)
-        self.asked: list[tuple[float, float, int, int, int]] = []
-
-    async def snapshots(
-        self, start: float, end: float, count: int, width: int, height: int
-    ) -> Snapshots:
-        self.asked.append((start, end, count, width, height))
-        return await super().snapshots(start, end, count, width, height)
-
-
-@pytest.fixture
-def camera(service: Service) -> RecordingCamera:
-    recording = RecordingCamera(service)
-    service.camera = recording
-    return recording
 
 
 @pytest.fixture
