@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from doormail.delivery.session import (
     PermanentDeliveryError,
@@ -20,67 +19,9 @@ from doormail.delivery.session import (
 )
 from doormail.settings import Smtp
 from tests.conftest import free_port
+from tests.scripted_smtp import Scripted
 
 MESSAGE = b"From: cam@example.org\r\nTo: alice@example.com\r\nSubject: hi\r\n\r\nhello\r\n"
-
-
-class Scripted:
-    """An SMTP server whose replies to RCPT, DATA and QUIT a test sets in advance."""
-
-    def __init__(self) -> None:
-        self.rcpt_replies: list[str] = []
-        self.data_replies: list[str] = []
-        self.drop_after_data = False
-        self.drop_instead_of_data_reply = False
-        self.quit_reply: str | None = None
-        self.connections: list[object] = []
-        self.messages: list[bytes] = []
-        self.resets = 0
-        self.logins: list[tuple[bytes, bytes]] = []
-
-    async def handle_EHLO(
-        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
-    ) -> list[str]:
-        if session not in self.connections:
-            self.connections.append(session)
-        session.host_name = hostname  # a handler's EHLO hook must record it itself
-        return responses
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        if self.rcpt_replies:
-            return self.rcpt_replies.pop(0)
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 Ok"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.data_replies:
-            return self.data_replies.pop(0)
-        self.messages.append(envelope.original_content)
-        loop = asyncio.get_running_loop()
-        if self.drop_instead_of_data_reply:
-            server.transport.close()
-            return "250 never seen"
-        if self.drop_after_data:
-            # Closing right after the reply is written, as some large providers do.
-            loop.call_soon(server.transport.close)
-        return "250 2.0.0 Ok: queued as SCRIPTED"
-
-    async def handle_RSET(self, server: Any, session: Any, envelope: Any) -> str:
-        self.resets += 1
-        return "250 2.0.0 Ok"
-
-    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
-        return self.quit_reply or "221 2.0.0 Bye"
-
-    def authenticate(
-        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
-    ) -> AuthResult:
-        assert isinstance(data, LoginPassword)
-        self.logins.append((data.login, data.password))
-        ok = data.password == b"secret"
-        return AuthResult(success=ok, handled=False)
 
 
 @pytest.fixture
@@ -122,7 +63,7 @@ async def test_a_mail_is_sent_and_the_servers_reply_returned(
     async with _session(port, stages) as session:
         reply = await session.send("cam@example.org", "alice@example.com", MESSAGE)
     assert reply == SmtpReply(250, "2.0.0 Ok: queued as SCRIPTED")
-    assert handler.messages == [MESSAGE]
+    assert handler.received == [MESSAGE]
     names = [stage for stage, _ in stages]
     for stage in ("resolving", "connecting", "ehlo", "mail", "rcpt", "data", "reply"):
         assert stage in names
@@ -134,7 +75,7 @@ async def test_several_mails_share_one_connection(scripted: tuple[Scripted, int]
     async with _session(port) as session:
         for n in range(5):
             await session.send("cam@example.org", f"user{n}@example.com", MESSAGE)
-    assert len(handler.messages) == 5
+    assert len(handler.received) == 5
     assert len(handler.connections) == 1
     assert handler.resets == 0  # a completed transaction needs no RSET
 
@@ -190,7 +131,7 @@ async def test_connection_dropped_after_the_250_to_data_is_a_success(
         await asyncio.sleep(0.05)
         second = await session.send("cam@example.org", "bob@example.com", MESSAGE)
     assert second.code == 250
-    assert len(handler.messages) == 2
+    assert len(handler.received) == 2
     assert len(handler.connections) == 2
 
 

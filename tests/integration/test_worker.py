@@ -25,77 +25,9 @@ from doormail.outbox import Outbox, OutboxItem
 from doormail.settings import Smtp
 from doormail.store import open_engine, upgrade
 from tests.conftest import free_port
+from tests.scripted_smtp import Scripted
 
 DAY = 86400.0
-
-
-class Scripted:
-    """An SMTP server that answers RCPT and DATA with the replies a test queues up (then 250),
-    offering PIPELINING or not."""
-
-    def __init__(self, pipelining: bool) -> None:
-        self.pipelining = pipelining
-        self.rcpt_replies: list[str] = []
-        self.data_replies: list[str] = []
-        self.drop_after_data = False
-        self.data_delay = 0.0
-        self.received: list[bytes] = []
-        self.data_commands = 0
-        self.connections: list[object] = []
-        self.quits = 0
-        # How the server hangs up on the first MAIL of a connection that already carried a
-        # mail, as when its idle timeout strikes just as the client sends: "421" replies
-        # first (RFC 5321 3.8), "drop" does not.
-        self.hang_up_on_reuse: str | None = None
-        self._served: list[object] = []
-
-    async def handle_EHLO(
-        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
-    ) -> list[str]:
-        if session not in self.connections:
-            self.connections.append(session)
-        session.host_name = hostname
-        if self.pipelining:
-            return [responses[0], "250-PIPELINING", *responses[1:]]
-        return responses
-
-    async def handle_MAIL(
-        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        if self.hang_up_on_reuse is not None and session in self._served:
-            self._served.remove(session)
-            if self.hang_up_on_reuse == "drop":
-                server.transport.abort()  # what follows is never written
-            else:
-                asyncio.get_running_loop().call_soon(server.transport.close)
-            return "421 4.4.2 Idle too long, closing connection"
-        envelope.mail_from = address
-        envelope.mail_options.extend(options)
-        return "250 2.1.0 Ok"
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
-    ) -> str:
-        if self.rcpt_replies:
-            return self.rcpt_replies.pop(0)
-        envelope.rcpt_tos.append(address)
-        return "250 2.1.5 Ok"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.data_commands += 1
-        await asyncio.sleep(self.data_delay)
-        if self.data_replies:
-            return self.data_replies.pop(0)
-        self.received.append(envelope.original_content)
-        self._served.append(session)
-        if self.drop_after_data:
-            # Closed once the 250 is written, as some large providers do.
-            asyncio.get_running_loop().call_soon(server.transport.close)
-        return "250 2.0.0 Ok: queued as SCRIPTED"
-
-    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
-        self.quits += 1
-        return "221 2.0.0 Bye"
 
 
 class Server:
@@ -105,7 +37,7 @@ class Server:
 
     def __init__(self, port: int, pipelining: bool) -> None:
         self.port = port
-        self.handler = Scripted(pipelining)
+        self.handler = Scripted(pipelining=pipelining)
         self.idle_timeout = 300.0
         self._controller: Controller | None = None
 
