@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import email
+import email.policy
 import os
 import socket
 import subprocess
@@ -12,7 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.message import Message
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
@@ -114,9 +115,9 @@ class Lab:
     def delivered(self) -> list[Path]:
         return sorted((self.maildir / "new").glob("*"))
 
-    def mail_to(self, to: str, timeout: float = 5.0) -> Message:
+    def mail_to(self, to: str, timeout: float = 5.0) -> EmailMessage:
         """The delivered copy addressed to `to`, waited for (other tests share the maildir, so
-        it is matched by its Delivered-To address)."""
+        it is matched by its Delivered-To address), parsed with the modern e-mail policy."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for path in self.delivered():
@@ -125,8 +126,9 @@ class Lab:
                 except FileNotFoundError:
                     continue
                 if to.encode() in data:
-                    parsed = email.message_from_bytes(data)
+                    parsed = email.message_from_bytes(data, policy=email.policy.default)
                     if parsed["Delivered-To"] == to:
+                        assert isinstance(parsed, EmailMessage)
                         return parsed
             time.sleep(0.05)
         raise AssertionError(f"no mail for {to} arrived in {self.maildir}")

@@ -3,12 +3,9 @@ action and the intercom form each put a mail with its snapshot into the lab's ma
 
 from __future__ import annotations
 
-import email
 import io
-import time
 import uuid
 from email.message import EmailMessage
-from email.policy import default
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,24 +19,6 @@ pytestmark = pytest.mark.integration
 def unique_address(name: str) -> str:
     """An address no other test uses, so that only this test's mail in the maildir counts."""
     return f"{name}-{uuid.uuid4().hex[:12]}@example.com"
-
-
-def arrived(lab: Lab, to: str, timeout: float = 15.0) -> EmailMessage | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for path in lab.delivered():
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:
-                continue
-            if to.encode() not in data[:4096]:
-                continue
-            message = email.message_from_bytes(data, policy=default)
-            assert isinstance(message, EmailMessage)
-            if str(message.get("Delivered-To", "")).lower() == to.lower():
-                return message
-        time.sleep(0.05)
-    return None
 
 
 def use_lab(api: TestClient, lab: Lab) -> None:
@@ -74,8 +53,7 @@ def test_send_email_action_arrives_with_its_snapshot(api: TestClient, lab: Lab) 
         },
     )
     assert reply.status_code == 202, reply.text
-    message = arrived(lab, to)
-    assert message is not None, "the mail did not reach the lab's maildir"
+    message = lab.mail_to(to, timeout=15)
     assert message["Subject"] == "Zvonek: Vchod Nádvoří"
     assert message["From"].addresses[0].display_name == "Vchod Nádvoří"
     assert message["X-Doormail-Event"] == reply.json()["event_id"]
@@ -107,7 +85,6 @@ def test_intercom_form_mail_arrives_with_its_pictures(api: TestClient, lab: Lab)
         },
     )
     assert reply.json() == {"success": True}
-    message = arrived(lab, to)
-    assert message is not None, "the mail did not reach the lab's maildir"
+    message = lab.mail_to(to, timeout=15)
     assert message["Subject"] == "Hello"
     assert images_of(message) == {"snapshot-1.jpg": (320, 240), "snapshot-2.jpg": (320, 240)}

@@ -5,8 +5,6 @@ maildir; retry a refused mail; import a CSV with a bad line; upload a bad certif
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 import time
 import uuid
@@ -21,24 +19,6 @@ from tests.ui.conftest import SCREENSHOTS
 
 SENT_WITHIN_MS = 30_000
 FINGERPRINT = re.compile(r"^([0-9A-F]{2}:){31}[0-9A-F]{2}$")
-
-
-def delivered_to(lab: Lab, address: str, within: float = 20.0) -> email.message.EmailMessage:
-    """The message the lab delivered to `address` (other tests share the maildir: only our
-    unique address counts)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        for path in lab.delivered():
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:
-                continue
-            message = email.message_from_bytes(data, policy=email.policy.default)
-            if address in str(message.get("Delivered-To", "")) + str(message.get("To", "")):
-                assert isinstance(message, email.message.EmailMessage)
-                return message
-        time.sleep(0.1)
-    raise AssertionError(f"no mail for {address} reached the lab's maildir")
 
 
 def unique_address(what: str) -> str:
@@ -78,7 +58,7 @@ def test_apply_and_test_with_the_lab_reaches_sent(
     expect(page.get_by_label("Password", exact=True)).to_have_value("")
     saved = api_client.get("/api/config").json()["smtp"]
     assert (saved["port"], saved["ca"], saved["password_set"]) == (lab.starttls, "ca1", True)
-    message = delivered_to(lab, to)
+    message = lab.mail_to(to, timeout=20)
     assert "Authenticated sender" in str(message.get_all("Received"))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.locator("#test-status").scroll_into_view_if_needed()
@@ -171,7 +151,7 @@ def test_a_missed_call_mail_reaches_the_outbox_and_the_maildir(
     source = page.locator("[data-source]").text_content() or ""
     assert "Message-ID:" in source and f"To: {address}" in source
 
-    delivered = delivered_to(lab, address)
+    delivered = lab.mail_to(address, timeout=20)
     assert delivered["Message-ID"] in source
 
 
