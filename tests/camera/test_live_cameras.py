@@ -15,7 +15,14 @@ from doormail.app import Service
 from doormail.camera.buffer import STALE_AFTER
 from doormail.camera.service import CAMERA_DID_NOT_ANSWER, MAX_WAIT, CameraService
 from doormail.settings import apply_patch
-from tests.camera.cameras import PASSWORD, USER, http_camera, rtsp_camera, silent_camera
+from tests.camera.cameras import (
+    PASSWORD,
+    USER,
+    HttpCameraServer,
+    http_camera,
+    rtsp_camera,
+    silent_camera,
+)
 from tests.camera.pattern import moment_of
 
 # A picture's moment against the moment it stands for: the buffer keeps four frames a second,
@@ -27,6 +34,13 @@ ON_TIME = MAX_WAIT + 1.0
 
 def configure(service: Service, **camera: Any) -> None:
     service.settings.save(apply_patch(service.settings.load(), {"camera": camera}))
+
+
+def use_snapshot_url(service: Service, camera: HttpCameraServer, password: str = PASSWORD) -> None:
+    """`camera.source = http` polling the test camera's /snapshot.jpg as its user."""
+    configure(
+        service, source="http", url=camera.url("/snapshot.jpg"), username=USER, password=password
+    )
 
 
 @contextlib.asynccontextmanager
@@ -72,13 +86,7 @@ async def test_call_snapshots_from_an_http_camera_with_digest_auth_span_ringing_
     service: Service,
 ) -> None:
     with http_camera("digest") as camera:
-        configure(
-            service,
-            source="http",
-            url=camera.url("/snapshot.jpg"),
-            username=USER,
-            password=PASSWORD,
-        )
+        use_snapshot_url(service, camera)
         async with running(service.camera) as cameras:
             await buffered(cameras, 2.0)
             end = time.time()
@@ -92,13 +100,7 @@ async def test_an_http_camera_with_basic_auth_gives_the_picture_of_the_moment(
     service: Service,
 ) -> None:
     with http_camera("basic") as camera:
-        configure(
-            service,
-            source="http",
-            url=camera.url("/snapshot.jpg"),
-            username=USER,
-            password=PASSWORD,
-        )
+        use_snapshot_url(service, camera)
         async with running(service.camera) as cameras:
             await buffered(cameras, 0.5)
             now = time.time()
@@ -111,13 +113,7 @@ async def test_a_wrong_camera_password_gives_na_and_says_the_camera_did_not_answ
     service: Service,
 ) -> None:
     with http_camera("digest") as camera:
-        configure(
-            service,
-            source="http",
-            url=camera.url("/snapshot.jpg"),
-            username=USER,
-            password="wrong",
-        )
+        use_snapshot_url(service, camera, password="wrong")
         async with running(service.camera) as cameras:
             await until(lambda: cameras.status().state == "failing")
             now = time.time()
@@ -192,13 +188,7 @@ async def test_a_camera_stopped_mid_call_gives_its_last_pictures_then_na_on_time
     service: Service,
 ) -> None:
     with http_camera("digest") as camera:
-        configure(
-            service,
-            source="http",
-            url=camera.url("/snapshot.jpg"),
-            username=USER,
-            password=PASSWORD,
-        )
+        use_snapshot_url(service, camera)
         async with running(service.camera) as cameras:
             await buffered(cameras, 1.0)
             ringing = time.time() - 1.0
@@ -291,13 +281,7 @@ async def test_without_the_background_capture_a_snapshot_connects_just_for_itsel
     service: Service,
 ) -> None:
     with http_camera("digest") as camera:
-        configure(
-            service,
-            source="http",
-            url=camera.url("/snapshot.jpg"),
-            username=USER,
-            password=PASSWORD,
-        )
+        use_snapshot_url(service, camera)
         now = time.time()
         shots = await service.camera.snapshots(now, now, 1, 320, 240)
         served = camera.requests
