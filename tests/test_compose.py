@@ -115,6 +115,15 @@ def test_display_name_that_is_not_ascii_is_rfc2047_encoded() -> None:
     assert _parse(message)["From"].addresses[0].display_name == "Vchod „Nádvoří“"
 
 
+def test_a_long_ascii_display_name_with_specials_keeps_the_from_address() -> None:
+    settings = _settings()
+    settings.device.name = "Building A; entrance: courtyard, gate 12"
+    parsed = _parse(_compose(settings=settings))
+    [author] = parsed["From"].addresses
+    assert author.addr_spec == "door@example.com"
+    assert author.display_name == settings.device.name
+
+
 def test_a_given_sender_is_the_author_and_smtp_from_the_sender() -> None:
     message = _compose(sender="reception@example.org")
     parsed = _parse(message)

@@ -133,7 +133,15 @@ def _text(name: str, value: str) -> str:
         and "=?" not in value
         and all(len(word) <= _MAX_LINE - len(name) - 4 for word in value.split(" "))
     )
-    charset = "us-ascii" if plain else "utf-8"
+    return _folded(name, value, "us-ascii") if plain else _encoded(name, value)
+
+
+def _encoded(name: str, value: str) -> str:
+    """`value` as RFC 2047 encoded words, folded."""
+    return _folded(name, value, "utf-8")
+
+
+def _folded(name: str, value: str, charset: str) -> str:
     return Header(value, charset, maxlinelen=_MAX_LINE, header_name=name).encode(
         splitchars=" ", linesep="\n"
     )
@@ -151,7 +159,9 @@ def _mailbox(name: str, display_name: str, address: str) -> str:
         quoted = display_name.replace("\\", "\\\\").replace('"', '\\"')
         phrase = f'"{quoted}"'
     else:
-        phrase = _text(name, display_name)
+        # Not as plain text, even when ASCII: a phrase's bare words cannot hold ; : , < @ and
+        # the like, while encoded words carry any of them (and fold).
+        phrase = _encoded(name, display_name)
     last_line = phrase.rsplit("\n", 1)[-1]
     first = "\n" not in phrase
     room = _MAX_LINE - (len(name) + 2 if first else 0) - len(last_line) - 1
