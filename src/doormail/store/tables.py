@@ -30,6 +30,8 @@ accounts = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("password_hash", String(256), nullable=False),
+    # Raised by logout and a password change: a session made under an older epoch is over.
+    Column("session_epoch", Integer, nullable=False, default=0, server_default="0"),
 )
 
 tokens = Table(
@@ -38,6 +40,8 @@ tokens = Table(
     Column("name", String(128), primary_key=True),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
+    Column("scope", String(16), nullable=False, default="events", server_default="admin"),
+    Column("last_used_at", Float),
 )
 
 certificates = Table(
