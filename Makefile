@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# axe-core, which the browser tests inject to check every page for WCAG 2 A/AA violations.
+AXE := node_modules/axe-core/axe.min.js
 
 .PHONY: run test lint bench clean
 
@@ -13,10 +15,14 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+$(AXE): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --silent --no-audit --no-fund && touch $(AXE); \
+	else echo "npm not found: the accessibility tests will be skipped"; fi
+
 run: $(STAMP)
 	$(BIN)/doormail serve
 
-test: $(STAMP)
+test: $(STAMP) $(AXE)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q $(PYTEST_ARGS)
@@ -29,4 +35,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache
