@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from doormail.accounts import Caller
 from doormail.app import Paths, build_service
 from doormail.cli import cli, parse_listen
+from doormail.settings import apply_patch
 
 runner = CliRunner()
 
@@ -17,8 +18,6 @@ runner = CliRunner()
 def test_config_export_leaves_secrets_out(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     service = build_service(Paths.resolve(data))
-    from doormail.settings import apply_patch
-
     service.settings.save(apply_patch(service.settings.load(), {"smtp": {"password": "hunter2"}}))
     result = runner.invoke(cli, ["config", "export", "--data", data])
     assert result.exit_code == 0, result.output
@@ -46,6 +45,45 @@ def test_config_import_of_a_bad_file_names_the_field_and_changes_nothing(tmp_pat
     assert result.exit_code == 1
     assert "smtp.port" in result.output
     assert build_service(Paths.resolve(data)).settings.load().device.name == "doormail"
+
+
+def test_config_export_shows_a_password_in_the_camera_url_as_stars_and_import_keeps_it(
+    tmp_path: Path,
+) -> None:
+    data = str(tmp_path / "data")
+    service = build_service(Paths.resolve(data))
+    url = "rtsp://viewer:cam-s3cret@cam.example/stream1"
+    service.settings.save(
+        apply_patch(service.settings.load(), {"camera": {"source": "rtsp", "url": url}})
+    )
+    exported = runner.invoke(cli, ["config", "export", "--data", data])
+    assert exported.exit_code == 0, exported.output
+    assert "cam-s3cret" not in exported.stdout
+    assert json.loads(exported.stdout)["camera"]["url"] == "rtsp://viewer:***@cam.example/stream1"
+    file = tmp_path / "config.json"
+    file.write_text(exported.stdout)
+    imported = runner.invoke(cli, ["config", "import", str(file), "--data", data])
+    assert imported.exit_code == 0, imported.output
+    assert build_service(Paths.resolve(data)).settings.load().camera.url == url
+
+
+def test_config_import_that_moves_the_smtp_server_without_the_password_is_refused(
+    tmp_path: Path,
+) -> None:
+    data = str(tmp_path / "data")
+    service = build_service(Paths.resolve(data))
+    login = {"server": "mx.example.com", "username": "door", "password": "S3cretSMTPpw"}
+    service.settings.save(apply_patch(service.settings.load(), {"smtp": login}))
+    document = service.settings.load().exported()
+    document["smtp"]["server"] = "127.0.0.1"
+    file = tmp_path / "config.json"
+    file.write_text(json.dumps(document))
+    result = runner.invoke(cli, ["config", "import", str(file), "--data", data])
+    assert result.exit_code == 1
+    said = " ".join(result.stderr.split())
+    assert "smtp.password: smtp.server changed" in said
+    assert "nothing was changed" in said
+    assert build_service(Paths.resolve(data)).settings.load().smtp.server == "mx.example.com"
 
 
 def test_config_import_of_a_file_that_is_not_json_is_a_clear_error(tmp_path: Path) -> None:
