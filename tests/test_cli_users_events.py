@@ -97,6 +97,15 @@ def test_event_posts_to_the_running_service(running: RunningService) -> None:
     assert reply == {"event_id": "cli-1", "emails": [], "reason": "smtp.enabled is false"}
 
 
+def test_event_uses_a_token_that_can_only_post_events(running: RunningService) -> None:
+    done = doormail(
+        "event", "device.rebooted", "--url", running.url, "--data", str(running.data_dir)
+    )
+    assert done.returncode == 0, done.stderr
+    [token] = [t for t in build_service(Paths.resolve(str(running.data_dir))).accounts.tokens()]
+    assert (token.name, token.scope) == ("cli", "events")
+
+
 def test_event_with_a_bad_field_names_it(running: RunningService) -> None:
     token = build_service(Paths.resolve(str(running.data_dir))).accounts.create_token("test")
     done = doormail(

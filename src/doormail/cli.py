@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from doormail import settings as model
+from doormail.accounts import DEFAULT_SCOPE, TokenError
 from doormail.app import DEFAULT_LISTEN, Paths, Service, build_service
 from doormail.delivery.apply_test import TestRun
 from doormail.firststart import FirstStartError
@@ -26,7 +27,9 @@ cli = typer.Typer(
     help="E-mail notifications for door stations and IP intercoms.", no_args_is_help=True
 )
 config_cli = typer.Typer(help="The whole configuration as JSON (secrets left out of exports).")
-token_cli = typer.Typer(help="API tokens for integrations (Authorization: Bearer TOKEN).")
+token_cli = typer.Typer(
+    help="API tokens (Authorization: Bearer TOKEN): scope events for door stations, admin for all."
+)
 cli.add_typer(config_cli, name="config")
 cli.add_typer(token_cli, name="token")
 users_cli = typer.Typer(
@@ -127,11 +130,59 @@ def config_import(
 @token_cli.command("create")
 def token_create(
     name: Annotated[str, typer.Argument(help="what the token is for, e.g. door-1")],
+    scope: Annotated[
+        str,
+        typer.Option(
+            "--scope",
+            help="events: post events and send e-mail only (a door station); admin: everything",
+        ),
+    ] = DEFAULT_SCOPE,
     data: DataOption = None,
     database: DatabaseOption = None,
 ) -> None:
     """Create an API token and print it once (a token of the same name is replaced)."""
-    print(_service(data, database).accounts.create_token(name))
+    try:
+        token = _service(data, database).accounts.create_token(name, scope)
+    except TokenError as error:
+        raise _fail(escape(f"{_token_argument(error.field)}: {error.message}")) from None
+    print(token)
+
+
+@token_cli.command("list")
+def token_list(data: DataOption = None, database: DatabaseOption = None) -> None:
+    """The tokens: name, scope, when made and when last used (never the tokens themselves)."""
+    tokens = _service(data, database).accounts.tokens()
+    if not tokens:
+        console.print("no tokens (doormail token create NAME makes one)")
+        return
+    table = Table("name", "scope", "created", "last used")
+    for token in tokens:
+        used = _local_time(token.last_used_at) if token.last_used_at else "never"
+        scope = Text(token.scope, style="yellow" if token.scope == "admin" else "")
+        table.add_row(Text(token.name), scope, _local_time(token.created_at), used)
+    console.print(table)
+
+
+@token_cli.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Argument(help="the token's name, as token list shows it")],
+    data: DataOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Revoke a token: requests with it are refused from now on."""
+    if not _service(data, database).accounts.revoke_token(name):
+        raise _fail(escape(f"no token named {name!r} (doormail token list shows them)"))
+    console.print(f"token {escape(name)} revoked")
+
+
+def _token_argument(field: str) -> str:
+    return "--scope" if field == "scope" else "NAME"
+
+
+def _local_time(at: float) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @users_cli.command("import")
@@ -212,8 +263,9 @@ def event(
     except ValueError as error:
         raise _fail(str(error)) from None
     base = url or "http://" + (os.environ.get("DOORMAIL_LISTEN") or DEFAULT_LISTEN)
+    # The command's own token can post events and nothing else, whoever finds it later.
     token = os.environ.get("DOORMAIL_TOKEN") or _service(data, database).accounts.create_token(
-        "cli"
+        "cli", scope="events"
     )
     try:
         reply = httpx.post(

@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from doormail import destinations
+
 RESOLUTIONS = (
     "160x120",
     "176x144",
@@ -318,19 +320,30 @@ class Settings(_Section):
         return self.model_dump(mode="json", by_alias=True)
 
     def public(self) -> dict[str, Any]:
-        """The document as the API shows it: each secret replaced by `<name>_set`."""
+        """The document as the API shows it: each secret replaced by `<name>_set`, a password
+        in a URL by `***`."""
         doc = self.document()
         for path in SECRET_PATHS:
             parent = _parent(doc, path)
             parent[f"{path[-1]}_set"] = bool(parent.pop(path[-1]))
+        _mask_urls(doc)
         return doc
 
     def exported(self) -> dict[str, Any]:
-        """The document for `config export`: secrets left out entirely."""
+        """The document for `config export`: secrets left out entirely, a password in a URL
+        shown as `***` (an import into the same installation keeps it)."""
         doc = self.document()
         for path in SECRET_PATHS:
             _parent(doc, path).pop(path[-1])
+        _mask_urls(doc)
         return doc
+
+
+def _mask_urls(doc: dict[str, Any]) -> None:
+    for dotted in destinations.URLS_WITH_PASSWORDS:
+        path = tuple(dotted.split("."))
+        parent = _parent(doc, path)
+        parent[path[-1]] = destinations.mask_url(parent[path[-1]])
 
 
 def _parent(doc: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
@@ -386,26 +399,90 @@ def merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def apply_patch(current: Settings, patch: Mapping[str, Any]) -> Settings:
-    """PATCH: the given keys merged into the current settings, validated as a whole."""
+    """PATCH: the given keys merged into the current settings, validated as a whole. A stored
+    secret whose destination the patch changes must be given again (SettingsError naming it)."""
+    settings, unbound = _patched(current, patch)
+    _refuse(unbound)
+    return settings
+
+
+def apply_trial(
+    current: Settings, patch: Mapping[str, Any]
+) -> tuple[Settings, list[destinations.Unbound]]:
+    """Unsaved settings for a trial (Apply & Test): as `apply_patch`, but a stored secret
+    whose destination the patch changes is left empty instead of refused; the list says which,
+    so that the trial can say so where the secret would have been sent."""
+    settings, unbound = _patched(current, patch)
+    if not unbound:
+        return settings, unbound
+    trial = settings.model_copy(deep=True)
+    for secret in unbound:
+        *parents, last = secret.secret.split(".")
+        node: Any = trial
+        for key in parents:
+            node = getattr(node, key)
+        setattr(node, last, "")
+    return trial, unbound
+
+
+def _patched(
+    current: Settings, patch: Mapping[str, Any]
+) -> tuple[Settings, list[destinations.Unbound]]:
     if not isinstance(patch, Mapping):
         raise SettingsError("config", "must be a JSON object")
     changes = copy.deepcopy(dict(patch))
     _strip_secret_flags(changes)
-    return validate(merge(current.document(), changes))
+    stored = current.document()
+    _unmask_urls(changes, stored)
+    settings = validate(merge(stored, changes))
+    return settings, destinations.unbound_secrets(stored, changes, settings.document())
 
 
 def apply_replace(current: Settings, document: Mapping[str, Any]) -> Settings:
     """PUT: the whole document replaced. Secrets left out keep their stored values, so that a
-    GET→PUT round trip (which never sees them) does not wipe them; send "" to clear one."""
+    GET→PUT round trip (which never sees them) does not wipe them; send "" to clear one. A
+    stored secret whose destination the document changes must be given again."""
     if not isinstance(document, Mapping):
         raise SettingsError("config", "must be a JSON object")
     replacement = copy.deepcopy(dict(document))
     _strip_secret_flags(replacement)
     stored = current.document()
+    _unmask_urls(replacement, stored)
+    given = copy.deepcopy(replacement)
     for path in SECRET_PATHS:
         node: Any = replacement
         for key in path[:-1]:
             node = node.setdefault(key, {}) if isinstance(node, dict) else None
         if isinstance(node, dict) and path[-1] not in node:
             node[path[-1]] = _parent(stored, path)[path[-1]]
-    return validate(replacement)
+    settings = validate(replacement)
+    _refuse(destinations.unbound_secrets(stored, given, settings.document()))
+    return settings
+
+
+def _unmask_urls(request: dict[str, Any], stored: dict[str, Any]) -> None:
+    """Put the stored password back into a URL sent with `***` (as GET and export show it),
+    provided the URL still points where the stored one does."""
+    for dotted in destinations.URLS_WITH_PASSWORDS:
+        *parents, last = dotted.split(".")
+        node: Any = request
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        value = node.get(last) if isinstance(node, dict) else None
+        if not isinstance(value, str) or not destinations.has_masked_password(value):
+            continue
+        unmasked = destinations.unmask_url(value, destinations.lookup(stored, dotted) or "")
+        if unmasked is None:
+            raise SettingsError(
+                dotted,
+                f"holds {destinations.MASK} for its password, but the stored URL has no password"
+                " for that host: write the password into the URL again",
+            )
+        assert isinstance(node, dict)
+        node[last] = unmasked
+
+
+def _refuse(unbound: list[destinations.Unbound]) -> None:
+    if unbound:
+        first = unbound[0]
+        raise SettingsError(first.secret, f'{first.message} (send "" to clear it)')

@@ -7,9 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
+
+import pytest
 
 from doormail.app import Service
 from doormail.camera.buffer import STALE_AFTER
@@ -289,3 +293,50 @@ async def test_without_the_background_capture_a_snapshot_connects_just_for_itsel
         assert camera.requests == served  # and disconnects afterwards
     assert shots.notes == []
     assert_close(moments(shots.images, now), [now])
+
+
+def url_with_password(url: str, password: str = PASSWORD) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{USER}:{quote(password, safe='')}@{rest}"
+
+
+async def test_an_http_camera_with_its_password_in_the_url_gives_pictures_and_never_shows_it(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with http_camera("basic") as camera:
+        configure(service, source="http", url=url_with_password(camera.url("/snapshot.jpg")))
+        async with running(service.camera) as cameras:
+            await buffered(cameras, 0.5)
+            status = cameras.status()
+    assert status.state == "receiving"
+    assert status.where == camera.url("/snapshot.jpg")
+    assert quote(PASSWORD, safe="") not in caplog.text and PASSWORD not in caplog.text
+
+
+async def test_a_wrong_password_in_an_http_camera_url_is_neither_in_the_status_nor_the_log(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "n0t-the-pw"
+    with http_camera("basic") as camera:
+        configure(service, source="http", url=url_with_password(camera.url("/x.jpg"), wrong))
+        async with running(service.camera) as cameras:
+            await until(lambda: cameras.status().state == "failing")
+            status = cameras.status()
+    assert status.error is not None and "HTTP 401" in status.error
+    assert wrong not in str(status) and wrong not in caplog.text
+
+
+async def test_a_wrong_password_in_an_rtsp_camera_url_is_neither_in_the_status_nor_the_log(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    wrong = "n0t-the-pw"
+    with rtsp_camera() as camera:
+        configure(service, source="rtsp", url=url_with_password(camera.url, wrong))
+        async with running(service.camera) as cameras:
+            await until(lambda: cameras.status().state == "failing")
+            status = cameras.status()
+    assert status.error is not None and status.where == camera.url
+    assert wrong not in str(status) and wrong not in caplog.text

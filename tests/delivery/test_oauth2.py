@@ -16,13 +16,16 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
+from doormail.app import Service
+from doormail.camera import NoCamera
+from doormail.delivery.apply_test import SmtpTests
 from doormail.delivery.oauth2 import OAuth2Tokens
 from doormail.delivery.session import (
     PermanentDeliveryError,
     SmtpSession,
     TemporaryDeliveryError,
 )
-from doormail.settings import OAuth2, Smtp
+from doormail.settings import OAuth2, Smtp, apply_patch
 from tests.conftest import free_port
 
 
@@ -204,3 +207,33 @@ async def test_a_token_the_server_refuses_points_at_the_oauth2_settings(
         await _send(_smtp(port, url))
     assert caught.value.code == 535
     assert "smtp.oauth2" in caught.value.hint
+
+
+def _save_xoauth2(service: Service, port: int) -> None:
+    smtp = _smtp(port, "https://login.example.com/token").model_dump(by_alias=True)
+    patch = {"smtp": {**smtp, "from": "door@example.org"}}
+    service.settings.save(apply_patch(service.settings.load(), patch))
+
+
+async def test_apply_and_test_does_not_send_the_stored_oauth2_secrets_to_a_token_url_it_names(
+    service: Service,
+    endpoint: tuple[TokenEndpoint, str],
+    smtp_port: tuple[XOAuth2Server, int],
+) -> None:
+    tokens, elsewhere = endpoint
+    server, port = smtp_port
+    _save_xoauth2(service, port)
+    tests = SmtpTests(service.settings, service.certificates.tls_context, NoCamera())
+    run = tests.start("alice@example.com", {"oauth2": {"token_url": elsewhere}})
+    lines = [line async for line in run.follow()]
+    assert tokens.requests == []
+    assert server.presented == []
+    assert run.state == "failed"
+    assert lines[-2].stage == "auth"
+    assert "smtp.oauth2.client_secret must be given again" in lines[-2].message
+    assert "app-secret" not in str(run.public()) and "refresh-1" not in str(run.public())
+    given = {"token_url": elsewhere, "client_secret": "app-secret", "refresh_token": "refresh-1"}
+    again = tests.start("alice@example.com", {"oauth2": given})
+    [line async for line in again.follow()]
+    assert again.state == "sent", again.log
+    assert [request["client_secret"] for request in tokens.requests] == ["app-secret"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from doormail.app import Service
+
 
 def test_get_shows_the_whole_document(api: TestClient) -> None:
     reply = api.get("/api/config")
@@ -47,17 +49,82 @@ def test_the_password_is_never_returned(api: TestClient) -> None:
 
 
 def test_put_replaces_and_keeps_secrets_that_were_not_sent(
-    api: TestClient, service: object
+    api: TestClient, service: Service
 ) -> None:
     api.patch("/api/config", json={"smtp": {"password": "hunter2", "server": "mx.example.com"}})
     document = api.get("/api/config").json()
-    document["smtp"]["port"] = 2525
+    document["smtp"]["from"] = "door@example.com"
     assert api.put("/api/config", json=document).status_code == 200
-    from doormail.app import Service
-
-    assert isinstance(service, Service)
     assert service.settings.load().smtp.password == "hunter2"
-    assert service.settings.load().smtp.port == 2525
+    assert service.settings.load().smtp.from_ == "door@example.com"
+
+
+def test_patch_that_sends_the_stored_password_to_another_server_is_refused_naming_it(
+    api: TestClient, service: Service
+) -> None:
+    login = {"server": "mx.example.com", "username": "door", "password": "S3cretSMTPpw"}
+    api.patch("/api/config", json={"smtp": login})
+    moved = {"server": "127.0.0.1", "port": 2599, "security": "none"}
+    reply = api.patch("/api/config", json={"smtp": moved})
+    assert reply.status_code == 422
+    error = reply.json()["error"]
+    assert error["code"] == "validation"
+    assert error["field"] == "smtp.password"
+    assert "smtp.server changed" in error["message"]
+    assert "given again" in error["message"]
+    assert service.settings.load().smtp.server == "mx.example.com"
+    document = api.get("/api/config").json()
+    document["smtp"]["port"] = 2525
+    assert api.put("/api/config", json=document).json()["error"]["field"] == "smtp.password"
+    given = api.patch("/api/config", json={"smtp": {**moved, "password": "for-the-new-one"}})
+    assert given.status_code == 200
+    assert service.settings.load().smtp.password == "for-the-new-one"
+
+
+def test_patch_of_the_oauth2_token_url_without_its_secrets_is_refused(
+    api: TestClient, service: Service
+) -> None:
+    oauth2 = {
+        "token_url": "https://login.example.com/token",
+        "client_id": "doormail",
+        "client_secret": "client-s3cret",
+        "refresh_token": "refresh-s3cret",
+    }
+    api.patch("/api/config", json={"smtp": {"auth": "xoauth2", "oauth2": oauth2}})
+    patch = {"smtp": {"oauth2": {"token_url": "http://127.0.0.1:2599/token"}}}
+    reply = api.patch("/api/config", json=patch)
+    assert reply.status_code == 422
+    assert reply.json()["error"]["field"] == "smtp.oauth2.client_secret"
+    assert service.settings.load().smtp.oauth2.token_url == oauth2["token_url"]
+
+
+def test_patch_of_the_camera_url_to_another_host_without_the_camera_password_is_refused(
+    api: TestClient, service: Service
+) -> None:
+    camera = {"source": "http", "url": "http://cam.example/snap.jpg", "password": "cam-s3cret"}
+    api.patch("/api/config", json={"camera": camera})
+    reply = api.patch("/api/config", json={"camera": {"url": "http://127.0.0.1:2599/snap.jpg"}})
+    assert reply.status_code == 422
+    assert reply.json()["error"]["field"] == "camera.password"
+    assert service.settings.load().camera.url == camera["url"]
+
+
+def test_a_password_in_the_camera_url_is_shown_as_stars_and_kept_by_a_get_put_round_trip(
+    api: TestClient, service: Service
+) -> None:
+    url = "rtsp://viewer:cam-s3cret@cam.example/stream1"
+    reply = api.patch("/api/config", json={"camera": {"source": "rtsp", "url": url}})
+    assert reply.json()["camera"]["url"] == "rtsp://viewer:***@cam.example/stream1"
+    shown = api.get("/api/config")
+    assert "cam-s3cret" not in shown.text
+    assert shown.json()["camera"]["url"] == "rtsp://viewer:***@cam.example/stream1"
+    assert api.put("/api/config", json=shown.json()).status_code == 200
+    assert service.settings.load().camera.url == url
+    elsewhere = {"url": "rtsp://viewer:***@127.0.0.1/stream1"}
+    refused = api.patch("/api/config", json={"camera": elsewhere})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "camera.url"
+    assert service.settings.load().camera.url == url
 
 
 def test_malformed_json_is_a_clear_error(api: TestClient) -> None:

@@ -16,6 +16,7 @@ from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
 from tests.conftest import free_port
+from tests.scripted_smtp import PASSWORD, Scripted
 
 
 class Recorder:
@@ -172,3 +173,78 @@ def test_an_unknown_run_is_404(api: TestClient) -> None:
 def test_apply_and_test_needs_authentication(anonymous: TestClient) -> None:
     assert anonymous.post("/api/smtp/test", json={"to": "a@example.com"}).status_code == 401
     assert anonymous.get("/api/smtp/test/x").status_code == 401
+
+
+STORED_PASSWORD = "S3cretSMTPpw"
+
+
+@pytest.fixture
+def login_recorder() -> Iterator[tuple[Scripted, dict[str, Any]]]:
+    """A server that offers AUTH without TLS and records every login it is sent."""
+    handler = Scripted()
+    port = free_port()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=handler.authenticate,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        yield handler, {"server": "127.0.0.1", "port": port, "security": "none"}
+    finally:
+        controller.stop()
+
+
+def save_smtp_login(api: TestClient) -> None:
+    smtp = {
+        "server": "mail.example.com",
+        "port": 587,
+        "username": "door@example.com",
+        "password": STORED_PASSWORD,
+        "from": "door@example.com",
+    }
+    assert api.patch("/api/config", json={"smtp": smtp}).status_code == 200
+
+
+def test_apply_and_test_does_not_send_the_stored_password_to_a_server_named_in_the_request(
+    api: TestClient, login_recorder: tuple[Scripted, dict[str, Any]]
+) -> None:
+    recorder, elsewhere = login_recorder
+    save_smtp_login(api)
+    body = {"to": "a@example.com", "smtp": elsewhere}
+    status = finished(api, api.post("/api/smtp/test", json=body).json()["id"])
+    assert recorder.logins == []
+    assert status["state"] == "failed"
+    stage, message = status["log"][-2]["stage"], status["log"][-2]["message"]
+    assert stage == "auth"
+    assert "smtp.password" in message
+    assert "given again" in message
+    assert status["log"][-1]["stage"] == "hint"
+    assert "smtp.password" in status["log"][-1]["message"]
+    assert STORED_PASSWORD not in json.dumps(status)
+
+
+def test_apply_and_test_logs_in_to_a_new_server_with_the_password_given_again(
+    api: TestClient, login_recorder: tuple[Scripted, dict[str, Any]]
+) -> None:
+    recorder, elsewhere = login_recorder
+    save_smtp_login(api)
+    smtp = {**elsewhere, "password": PASSWORD.decode()}
+    status = finished(
+        api, api.post("/api/smtp/test", json={"to": "a@example.com", "smtp": smtp}).json()["id"]
+    )
+    assert recorder.logins == [(b"door@example.com", PASSWORD)]
+    assert status["state"] == "sent", status["log"]
+
+
+def test_apply_and_test_uses_the_stored_password_with_the_saved_server(
+    api: TestClient, login_recorder: tuple[Scripted, dict[str, Any]]
+) -> None:
+    recorder, saved = login_recorder
+    smtp = {**saved, "username": "door@example.com", "password": PASSWORD.decode()}
+    api.patch("/api/config", json={"smtp": {**smtp, "from": "door@example.com"}})
+    status = finished(api, api.post("/api/smtp/test", json={"to": "a@example.com"}).json()["id"])
+    assert recorder.logins == [(b"door@example.com", PASSWORD)]
+    assert status["state"] == "sent", status["log"]

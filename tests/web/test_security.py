@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from doormail.accounts import Caller
 from doormail.app import Service
 from doormail.web.security import FailureThrottle
 from tests.conftest import basic_auth
@@ -53,7 +54,7 @@ def test_wrong_password_is_refused(anonymous: TestClient) -> None:
 
 
 def test_a_bearer_token_is_accepted(anonymous: TestClient, service: Service) -> None:
-    token = service.accounts.create_token("door-1")
+    token = service.accounts.create_token("installer", scope="admin")
     assert (
         anonymous.get("/api/config", headers={"Authorization": f"Bearer {token}"}).status_code
         == 200
@@ -66,7 +67,7 @@ def test_a_new_token_of_the_same_name_replaces_the_old(service: Service) -> None
     first = service.accounts.create_token("door-1")
     second = service.accounts.create_token("door-1")
     assert service.accounts.check_token(first) is None
-    assert service.accounts.check_token(second) == "door-1"
+    assert service.accounts.check_token(second) == Caller("door-1", "events")
 
 
 def test_the_password_is_stored_only_as_a_slow_salted_hash(service: Service) -> None:

@@ -16,6 +16,7 @@ from doormail.camera.source import (
     MAX_FRAME_BYTES,
     READ_TIMEOUT,
     CameraError,
+    credentials_of,
     redact,
 )
 
@@ -55,13 +56,18 @@ class HttpCamera:
     any other reply is one snapshot, and the URL is asked again `interval` seconds later."""
 
     def __init__(self, url: str, username: str, password: str, interval: float) -> None:
-        self._url = url
-        self._auth = CameraAuth(username, password) if username else None
+        # Credentials written into the URL are answered like camera.username and .password;
+        # the URL itself goes out without them, so that no log line of the HTTP client and
+        # no error message can show the password.
+        if not username:
+            username, password = credentials_of(url)
+        self._url = redact(url)
+        self._auth = CameraAuth(username, password) if username or password else None
         self._interval = interval
 
     @property
     def where(self) -> str:
-        return redact(self._url)
+        return self._url
 
     async def frames(self) -> AsyncIterator[Frame]:
         timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
@@ -77,8 +83,7 @@ class HttpCamera:
         except httpx.TimeoutException:
             raise CameraError(f"{self.where} did not answer in time") from None
         except httpx.HTTPError as error:
-            message = str(error).replace(self._url, self.where)
-            raise CameraError(f"{self.where}: {type(error).__name__}: {message}") from None
+            raise CameraError(f"{self.where}: {type(error).__name__}: {error}") from None
 
     async def _ask(self, client: httpx.AsyncClient) -> AsyncIterator[Frame]:
         async with client.stream("GET", self._url) as response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Protocol
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from doormail.camera.buffer import Frame
 from doormail.settings import Camera
@@ -43,6 +43,12 @@ def redact(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{host}:{parts.port}" if parts.port else host
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def credentials_of(url: str) -> tuple[str, str]:
+    """The user name and password written into `url` (`http://user:pw@host/`), decoded."""
+    parts = urlsplit(url)
+    return unquote(parts.username or ""), unquote(parts.password or "")
 
 
 def with_credentials(url: str, username: str, password: str) -> str:

@@ -1,6 +1,8 @@
 """Apply & Test (SPEC section 8): a test e-mail with one snapshot sent straight over an SMTP
 session (not through the outbox) with the saved settings, or unsaved `smtp` overrides, while
-each stage is logged live. Runs are kept in memory, the newest few only."""
+each stage is logged live. Runs are kept in memory, the newest few only. Overrides that send
+the login somewhere else without giving it again do not get the stored secrets: the AUTH stage
+says so (SPEC section 1)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from doormail.certificates import CertificateError
 from doormail.compose import compose
 from doormail.delivery.errors import DeliveryError
 from doormail.delivery.session import SmtpSession
+from doormail.destinations import Unbound
 
 __all__ = ["LogLine", "SmtpTests", "TestRun"]
 
@@ -68,6 +71,8 @@ class TestRun:
     to: str
     settings: model.Settings
     tls_context: ssl.SSLContext
+    # Stored secrets left out because the overrides changed where they would go.
+    withheld: list[Unbound] = field(default_factory=list)
     state: State = "running"
     log: list[LogLine] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
@@ -130,7 +135,9 @@ class SmtpTests:
         if smtp is not None and not isinstance(smtp, Mapping):
             raise model.SettingsError("smtp", "must be a JSON object")
         current = self._settings.load()
-        settings = model.apply_patch(current, {"smtp": dict(smtp)}) if smtp else current
+        settings, withheld = (
+            model.apply_trial(current, {"smtp": dict(smtp)}) if smtp else (current, [])
+        )
         for name, value in (("server", settings.smtp.server), ("from", settings.smtp.from_)):
             if not value:
                 raise model.SettingsError(f"smtp.{name}", "is required to send the test e-mail")
@@ -138,7 +145,13 @@ class SmtpTests:
             context = self._tls_contexts(settings.smtp)
         except CertificateError as error:
             raise model.SettingsError(error.field, error.message) from None
-        return TestRun(id=uuid.uuid4().hex[:16], to=to, settings=settings, tls_context=context)
+        return TestRun(
+            id=uuid.uuid4().hex[:16],
+            to=to,
+            settings=settings,
+            tls_context=context,
+            withheld=withheld,
+        )
 
     def start(self, to: str, smtp: Mapping[str, Any] | None = None) -> TestRun:
         """Prepare a run and start it in the background (call from the event loop)."""
@@ -187,7 +200,11 @@ class SmtpTests:
             f"{len(snapshots.images[:1])} snapshot ({SNAPSHOT_WIDTH}x{SNAPSHOT_HEIGHT})",
         )
         async with SmtpSession(
-            settings.smtp, run.tls_context, on_stage=run.add, timeout=self._timeout
+            settings.smtp,
+            run.tls_context,
+            on_stage=run.add,
+            timeout=self._timeout,
+            withheld=run.withheld,
         ) as session:
             await session.send(message.sender, message.recipient, message.data)
 

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 
 import aiosmtplib
@@ -23,6 +23,7 @@ from doormail.delivery.errors import (
     from_exception,
 )
 from doormail.delivery.pipelining import PipelinedConnection
+from doormail.destinations import Unbound
 from doormail.settings import Smtp
 
 __all__ = [
@@ -42,6 +43,12 @@ StageCallback = Callable[[str, str], None]
 AccessToken = Callable[[], Awaitable[str]]
 
 _IMPLICIT_TLS_PORT = 465
+# The stored secrets each smtp.auth sends (the OAuth2 ones to the token URL, for a token that
+# the SMTP server then gets).
+_SECRETS_OF_AUTH = {
+    "password": ("smtp.password",),
+    "xoauth2": ("smtp.oauth2.client_secret", "smtp.oauth2.refresh_token"),
+}
 _QUIT_TIMEOUT = 5.0
 
 
@@ -67,6 +74,7 @@ class SmtpSession:
         on_stage: StageCallback | None = None,
         timeout: float = 30.0,
         access_token: AccessToken | None = None,
+        withheld: Sequence[Unbound] = (),
     ) -> None:
         if tls_context is None and smtp.security != "none":
             raise ValueError(f"smtp.security {smtp.security} needs a TLS context")
@@ -75,6 +83,9 @@ class SmtpSession:
         self._on_stage = on_stage or _ignore_stage
         self._timeout = timeout
         self._access_token = access_token
+        # Stored secrets not given for this server (Apply & Test with changed settings): AUTH
+        # stops where one of them would be sent.
+        self._withheld = withheld
         self._client: aiosmtplib.SMTP | None = None
         # Set when the server offers PIPELINING: messages then go through it, not aiosmtplib.
         self._pipeline: PipelinedConnection | None = None
@@ -292,8 +303,18 @@ class SmtpSession:
                 " (587 with STARTTLS, 465 with TLS)",
                 stage="auth",
             )
+        self._refuse_withheld()
         mechanism, reply = await self._auth_exchange(client)
         self._emit("auth", f"{mechanism} as {smtp.username} → {_text(reply)}")
+
+    def _refuse_withheld(self) -> None:
+        for unbound in self._withheld:
+            if unbound.secret in _SECRETS_OF_AUTH[self._smtp.auth]:
+                raise PermanentDeliveryError(
+                    f"not logging in: {unbound.message}",
+                    hint=f"give {unbound.secret} again together with the changed settings",
+                    stage="auth",
+                )
 
     async def _auth_exchange(self, client: aiosmtplib.SMTP) -> tuple[str, aiosmtplib.SMTPResponse]:
         smtp = self._smtp

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from doormail.actions import Queued, SendEmail, SmtpDisabled, send_email
 from doormail.settings import RESOLUTIONS, is_address, split_addresses
 from doormail.web.errors import ApiError
+from doormail.web.security import for_events_tokens
 from doormail.web.state import service_of
 
 router = APIRouter(tags=["actions"])
@@ -68,6 +69,7 @@ class SendEmailRequest(BaseModel):
         return value.strip() if value is not None else None
 
 
+@for_events_tokens
 @router.post("/api/actions/send-email", status_code=202)
 async def send_email_action(request: Request, order: SendEmailRequest) -> dict[str, Any]:
     """The Automation action Send E-Mail. 202 `{"event_id", "emails": [{"id", "to",
@@ -141,6 +143,7 @@ class IntercomError(Exception):
         return JSONResponse({"success": False, "error": error})
 
 
+@for_events_tokens
 @router.api_route("/api/email/send", methods=["GET", "POST"])
 async def intercom_send(request: Request) -> JSONResponse:
     """`/api/email/send` as the intercom has it: `to` and `subject` required, `body`,

@@ -8,11 +8,13 @@ from fastapi.responses import JSONResponse
 
 from doormail.events import EventError
 from doormail.web.errors import ApiError
+from doormail.web.security import for_events_tokens
 from doormail.web.state import service_of
 
 router = APIRouter(prefix="/api/events", tags=["events"])
 
 
+@for_events_tokens
 @router.post("")
 async def post_events(request: Request) -> JSONResponse:
     try:

@@ -21,6 +21,7 @@ from doormail.web import (
     api_outbox,
     api_smtp_test,
     api_templates,
+    api_tokens,
     api_users,
     errors,
     ui,
@@ -39,6 +40,7 @@ PROTECTED_ROUTERS: list[APIRouter] = [
     api_templates.router,
     api_camera.router,
     api_actions.router,
+    api_tokens.router,
 ]
 
 

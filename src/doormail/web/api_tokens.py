@@ -1,0 +1,27 @@
+"""`/api/tokens`: the API tokens as the admin sees them (name, scope, when made and last used;
+never the token) and revoking one. Tokens are made with `doormail token create`, which shows a
+new token once."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from doormail.web.errors import ApiError
+from doormail.web.state import service_of
+
+router = APIRouter(prefix="/api/tokens", tags=["tokens"])
+
+
+@router.get("")
+def list_tokens(request: Request) -> dict[str, Any]:
+    return {"items": [asdict(token) for token in service_of(request).accounts.tokens()]}
+
+
+@router.delete("/{name}", status_code=204)
+def revoke_token(request: Request, name: str) -> Response:
+    if not service_of(request).accounts.revoke_token(name):
+        raise ApiError(404, "not_found", f"no token named {name!r}", "name")
+    return Response(status_code=204)
