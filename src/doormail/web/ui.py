@@ -4,7 +4,6 @@ settings model as the API. The certificates, users and outbox tabs live in their
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import tempfile
@@ -22,7 +21,11 @@ from doormail import settings as model
 from doormail.accounts import ADMIN
 from doormail.app import Service
 from doormail.web import ui_certificates, ui_outbox, ui_users
-from doormail.web.security import FailureThrottle
+from doormail.web.security import (
+    PasswordGate,
+    TooManyAttempts,
+    client_address,
+)
 from doormail.web.state import service_of
 from doormail.web.ui_common import (
     CSRF_FIELD,
@@ -118,18 +121,17 @@ async def login(request: Request) -> Response:
     target = _safe_next(fields.get("next"))
     if not csrf_matches(request, fields.get(CSRF_FIELD)):
         return _login_refused(request, target, "The form had expired; please log in again.")
-    client = request.client.host if request.client else "unknown"
-    throttle: FailureThrottle = request.app.state.throttle
+    gate: PasswordGate = request.app.state.passwords
     name = fields.get("username", ADMIN).strip() or ADMIN
-    accounts = service_of(request).accounts
-    valid = name == ADMIN and await run_in_threadpool(
-        accounts.check_password, name, fields.get("password", "")
-    )
+    try:
+        valid = await gate.check(name, fields.get("password", ""), client_address(request))
+    except TooManyAttempts as refused:
+        error = f"Too many attempts; please try again in {refused.seconds} seconds."
+        response = _login_refused(request, target, error, status_code=429)
+        response.headers["Retry-After"] = str(refused.seconds)
+        return response
     if not valid:
-        await asyncio.sleep(throttle.delay(client))
-        throttle.failed(client)
         return _login_refused(request, target, "Wrong user name or password.")
-    throttle.succeeded(client)
     # A fresh token on login, so that a token seen before logging in is worth nothing after.
     request.session.clear()
     request.session["user"] = name
@@ -137,9 +139,9 @@ async def login(request: Request) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
-def _login_refused(request: Request, target: str, error: str) -> Response:
+def _login_refused(request: Request, target: str, error: str, status_code: int = 401) -> Response:
     context = {"title": "Log in", "next": target, "error": error}
-    return page(request, "login.html", context, status_code=401)
+    return page(request, "login.html", context, status_code=status_code)
 
 
 @router.post("/logout")
