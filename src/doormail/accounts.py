@@ -1,5 +1,6 @@
-"""The admin account and the API tokens: how a caller proves who it is. Passwords are kept only
-as Argon2id hashes; tokens only as their SHA-256 (they are random, so a fast hash suffices)."""
+"""The admin account and the API tokens: how a caller proves who it is, and the session epoch
+that ends an account's sessions. Passwords are kept only as Argon2id hashes; tokens only as their
+SHA-256 (they are random, so a fast hash suffices)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ _hasher = PasswordHasher()
 
 
 class Accounts:
-    """Checks credentials. A verified password is remembered (as a keyed digest, in memory) so
-    that an integration using HTTP Basic does not pay for Argon2 on every request."""
+    """Checks credentials and keeps each account's session epoch. A verified password is
+    remembered (as a keyed digest, in memory) so that an integration using HTTP Basic does not pay
+    for Argon2 on every request."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -46,11 +48,15 @@ class Accounts:
         return generated
 
     def set_password(self, name: str, password: str) -> None:
+        """A new password for `name`; it ends every session of the account, in every process."""
         with self._engine.begin() as connection:
             connection.execute(
                 update(tables.accounts)
                 .where(tables.accounts.c.name == name)
-                .values(password_hash=_hasher.hash(password))
+                .values(
+                    password_hash=_hasher.hash(password),
+                    session_epoch=tables.accounts.c.session_epoch + 1,
+                )
             )
         self._forget_verified(name)
 
@@ -75,6 +81,24 @@ class Accounts:
             return False
         self._verified[f"{name}\0{stored}"] = self._digest(name, password)
         return True
+
+    def session_epoch(self, name: str) -> int | None:
+        """The account's session epoch (a session made under an older one is over); None when
+        there is no such account."""
+        with reading(self._engine) as connection:
+            epoch = connection.execute(
+                select(tables.accounts.c.session_epoch).where(tables.accounts.c.name == name)
+            ).scalar()
+        return None if epoch is None else int(epoch)
+
+    def end_sessions(self, name: str) -> None:
+        """End every session of the account at once (logout)."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(tables.accounts)
+                .where(tables.accounts.c.name == name)
+                .values(session_epoch=tables.accounts.c.session_epoch + 1)
+            )
 
     def _stored_hash(self, name: str) -> str | None:
         with reading(self._engine) as connection:

@@ -1,6 +1,7 @@
 """Authentication for every route but /healthz: HTTP Basic for the admin, bearer tokens, and
-(for the web UI) a session cookie. Password guesses are slowed down before Argon2 runs, per
-account and per client address, and at most two Argon2 checks run at once."""
+(for the web UI) a session cookie that logout and a password change end. Password guesses are
+slowed down before Argon2 runs, per account and per client address, and at most two Argon2
+checks run at once."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from doormail.accounts import Accounts
 from doormail.web.state import service_of
@@ -244,3 +246,25 @@ def _basic_credentials(value: str) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     return user, password
+
+
+class SessionEpochs:
+    """Ends sessions made before their account's current session epoch (a logout or a password
+    change since, in any process): such a session is emptied before anything reads it, so the
+    request counts as not logged in and the browser's cookie is deleted. Sits inside the
+    session middleware; costs one read by primary key per request with a logged-in session."""
+
+    def __init__(self, app: ASGIApp, epoch_of: Callable[[str], int | None]) -> None:
+        self._app = app
+        self._epoch_of = epoch_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        session = scope.get("session") if scope["type"] == "http" else None
+        # The static files need no session: a page's stylesheet costs no read.
+        if session and not scope["path"].startswith("/static/"):
+            user = session.get("user")
+            if isinstance(user, str):
+                epoch = await run_in_threadpool(self._epoch_of, user)
+                if epoch is None or session.get("epoch") != epoch:
+                    session.clear()
+        await self._app(scope, receive, send)

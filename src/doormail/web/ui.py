@@ -1,6 +1,7 @@
 """The settings web UI at `/`: login with the admin account, a signed session cookie carrying a
-CSRF token, and the manual's settings tabs as server-rendered pages, changed through the same
-settings model as the API. The certificates, users and outbox tabs live in their own modules."""
+CSRF token and the account's session epoch (logout ends every session), and the manual's settings
+tabs as server-rendered pages, changed through the same settings model as the API. The
+certificates, users and outbox tabs live in their own modules."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from doormail.app import Service
 from doormail.web import ui_certificates, ui_outbox, ui_users
 from doormail.web.security import (
     PasswordGate,
+    SessionEpochs,
     TooManyAttempts,
     client_address,
 )
@@ -56,6 +58,8 @@ router = APIRouter(include_in_schema=False)
 
 def install(app: FastAPI, service: Service) -> None:
     """Add the session cookie, the static files and the UI pages to `app`."""
+    # Added first, so that it runs inside the session middleware and sees the decoded session.
+    app.add_middleware(SessionEpochs, epoch_of=service.accounts.session_epoch)
     app.add_middleware(
         SessionMiddleware,
         secret_key=session_key(service.paths.data_dir),
@@ -132,9 +136,11 @@ async def login(request: Request) -> Response:
         return response
     if not valid:
         return _login_refused(request, target, "Wrong user name or password.")
+    epoch = await run_in_threadpool(service_of(request).accounts.session_epoch, name)
     # A fresh token on login, so that a token seen before logging in is worth nothing after.
     request.session.clear()
     request.session["user"] = name
+    request.session["epoch"] = epoch
     request.session["csrf"] = secrets.token_urlsafe(32)
     return RedirectResponse(target, status_code=303)
 
@@ -147,6 +153,9 @@ def _login_refused(request: Request, target: str, error: str, status_code: int =
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     await read_form(request)
+    # Every session of the account ends, not only this browser's: a copy of the cookie taken
+    # earlier (or another device left logged in) is worth nothing after.
+    await run_in_threadpool(service_of(request).accounts.end_sessions, require_user(request))
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
