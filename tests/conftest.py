@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -186,9 +186,13 @@ class RunningService:
 
 
 def start_serve(
-    data_dir: Path, port: int | None = None, env: dict[str, str] | None = None
+    data_dir: Path,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    options: Sequence[str] = (),
 ) -> RunningService:
-    """Start `doormail serve` and wait until /healthz answers."""
+    """Start `doormail serve` (with more `options` when given) and wait until /healthz
+    answers."""
     port = port or free_port()
     process_env = {**os.environ, "DOORMAIL_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})}
     process = subprocess.Popen(
@@ -201,6 +205,7 @@ def start_serve(
             str(data_dir),
             "--listen",
             f"127.0.0.1:{port}",
+            *options,
         ],
         env=process_env,
         stdout=subprocess.DEVNULL,

@@ -73,6 +73,14 @@ def serve(
         str | None, typer.Option("--listen", help="HOST:PORT (default 127.0.0.1:8480)")
     ] = None,
     database: DatabaseOption = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="reverse proxies (comma-separated addresses or networks, or *) whose"
+            " X-Forwarded-For and X-Forwarded-Proto are believed; without it they are ignored",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP API, the web UI and the delivery worker in one process."""
     import uvicorn
@@ -98,7 +106,16 @@ def serve(
         )
     console.print(f"doormail listening on http://{host}:{port}/ (data: {service.paths.data_dir})")
     sys.stdout.flush()
-    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+    # Failed logins are counted per client address: a forwarded address is taken only from a
+    # proxy the installer named, or anyone could reset their count by sending the header.
+    uvicorn.run(
+        create_app(service),
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
 
 
 @config_cli.command("export")

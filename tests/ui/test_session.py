@@ -210,3 +210,50 @@ def test_pages_load_nothing_from_elsewhere(browser: TestClient) -> None:
     assert not re.search(r'(src|href)="(https?:)?//', reply.text)
     assert browser.get("/static/doormail.css").status_code == 200
     assert browser.get("/static/doormail.js").status_code == 200
+
+
+def test_a_session_cookie_from_before_logout_is_refused(service: Service) -> None:
+    with TestClient(create_app(service)) as browser:
+        log_in(browser)
+        token = csrf_of(browser.get("/smtp").text)
+        captured = browser.cookies[SESSION_COOKIE]
+        browser.post("/logout", data={"csrf_token": token})
+    with TestClient(create_app(service), cookies={SESSION_COOKIE: captured}) as replayed:
+        assert replayed.get("/api/config").status_code == 401
+        forged = replayed.patch(
+            "/api/config", json={"device": {"name": "Forged"}}, headers={"X-CSRF-Token": token}
+        )
+        assert forged.status_code == 401
+        assert forged.json()["error"]["code"] == "unauthorized"
+        assert replayed.get("/smtp", follow_redirects=False).status_code == 303
+    assert service.settings.load().device.name == "doormail"
+
+
+def test_logging_out_ends_every_session_of_the_account(service: Service) -> None:
+    with TestClient(create_app(service)) as phone, TestClient(create_app(service)) as laptop:
+        log_in(phone)
+        log_in(laptop)
+        phone.post("/logout", data={"csrf_token": csrf_of(phone.get("/smtp").text)})
+        assert laptop.get("/api/config").status_code == 401
+        assert laptop.get("/smtp", follow_redirects=False).status_code == 303
+        assert log_in(laptop) == "/smtp"
+        assert laptop.get("/api/config").status_code == 200
+
+
+def test_a_password_change_ends_every_session(service: Service) -> None:
+    with TestClient(create_app(service)) as browser:
+        log_in(browser)
+        token = csrf_of(browser.get("/smtp").text)
+        # Another process (`doormail admin password`) changes the password in the database.
+        build_service(Paths.resolve(str(service.paths.data_dir))).accounts.set_password(
+            "admin", "a-new-password"
+        )
+        assert browser.get("/api/config").status_code == 401
+        changed = browser.patch(
+            "/api/config", json={"device": {"name": "Forged"}}, headers={"X-CSRF-Token": token}
+        )
+        assert changed.status_code == 401
+        assert browser.get("/smtp", follow_redirects=False).status_code == 303
+        assert log_in(browser) != "/smtp"
+        assert log_in(browser, password="a-new-password") == "/smtp"
+        assert browser.get("/api/config").status_code == 200

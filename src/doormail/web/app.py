@@ -26,7 +26,7 @@ from doormail.web import (
     errors,
     ui,
 )
-from doormail.web.security import FailureThrottle, authenticate
+from doormail.web.security import PasswordGate, authenticate
 
 # Each router module registers itself here; every one of them needs authentication.
 PROTECTED_ROUTERS: list[APIRouter] = [
@@ -59,7 +59,7 @@ def create_app(service: Service) -> FastAPI:
         title="doormail", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
     app.state.service = service
-    app.state.throttle = FailureThrottle()
+    app.state.passwords = PasswordGate(service.accounts)
     errors.install(app)
 
     @app.get("/healthz", include_in_schema=False)

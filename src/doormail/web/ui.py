@@ -1,10 +1,10 @@
 """The settings web UI at `/`: login with the admin account, a signed session cookie carrying a
-CSRF token, and the manual's settings tabs as server-rendered pages, changed through the same
-settings model as the API. The certificates, users and outbox tabs live in their own modules."""
+CSRF token and the account's session epoch (logout ends every session), and the manual's settings
+tabs as server-rendered pages, changed through the same settings model as the API. The
+certificates, users and outbox tabs live in their own modules."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import tempfile
@@ -22,7 +22,12 @@ from doormail import settings as model
 from doormail.accounts import ADMIN
 from doormail.app import Service
 from doormail.web import ui_certificates, ui_outbox, ui_users
-from doormail.web.security import FailureThrottle
+from doormail.web.security import (
+    PasswordGate,
+    SessionEpochs,
+    TooManyAttempts,
+    client_address,
+)
 from doormail.web.state import service_of
 from doormail.web.ui_common import (
     CSRF_FIELD,
@@ -53,6 +58,8 @@ router = APIRouter(include_in_schema=False)
 
 def install(app: FastAPI, service: Service) -> None:
     """Add the session cookie, the static files and the UI pages to `app`."""
+    # Added first, so that it runs inside the session middleware and sees the decoded session.
+    app.add_middleware(SessionEpochs, epoch_of=service.accounts.session_epoch)
     app.add_middleware(
         SessionMiddleware,
         secret_key=session_key(service.paths.data_dir),
@@ -118,33 +125,37 @@ async def login(request: Request) -> Response:
     target = _safe_next(fields.get("next"))
     if not csrf_matches(request, fields.get(CSRF_FIELD)):
         return _login_refused(request, target, "The form had expired; please log in again.")
-    client = request.client.host if request.client else "unknown"
-    throttle: FailureThrottle = request.app.state.throttle
+    gate: PasswordGate = request.app.state.passwords
     name = fields.get("username", ADMIN).strip() or ADMIN
-    accounts = service_of(request).accounts
-    valid = name == ADMIN and await run_in_threadpool(
-        accounts.check_password, name, fields.get("password", "")
-    )
+    try:
+        valid = await gate.check(name, fields.get("password", ""), client_address(request))
+    except TooManyAttempts as refused:
+        error = f"Too many attempts; please try again in {refused.seconds} seconds."
+        response = _login_refused(request, target, error, status_code=429)
+        response.headers["Retry-After"] = str(refused.seconds)
+        return response
     if not valid:
-        await asyncio.sleep(throttle.delay(client))
-        throttle.failed(client)
         return _login_refused(request, target, "Wrong user name or password.")
-    throttle.succeeded(client)
+    epoch = await run_in_threadpool(service_of(request).accounts.session_epoch, name)
     # A fresh token on login, so that a token seen before logging in is worth nothing after.
     request.session.clear()
     request.session["user"] = name
+    request.session["epoch"] = epoch
     request.session["csrf"] = secrets.token_urlsafe(32)
     return RedirectResponse(target, status_code=303)
 
 
-def _login_refused(request: Request, target: str, error: str) -> Response:
+def _login_refused(request: Request, target: str, error: str, status_code: int = 401) -> Response:
     context = {"title": "Log in", "next": target, "error": error}
-    return page(request, "login.html", context, status_code=401)
+    return page(request, "login.html", context, status_code=status_code)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
     await read_form(request)
+    # Every session of the account ends, not only this browser's: a copy of the cookie taken
+    # earlier (or another device left logged in) is worth nothing after.
+    await run_in_threadpool(service_of(request).accounts.end_sessions, require_user(request))
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
