@@ -11,8 +11,9 @@ import re
 
 from doormail.camera.source import MAX_FRAME_BYTES, CameraError
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
-_HEADER_END_MAX = 4  # bytes
+# The blank line after a part's headers, `\r?\n\r?\n`: found by its line feeds (a regular
+# expression would try every byte), with the CR before the first one if there is one.
+_BLANK_LINES = (b"\n\n", b"\n\r\n")
 
 
 def boundary_of(content_type: str) -> bytes | None:
@@ -93,11 +94,16 @@ class MultipartSplitter:
             self._length, self._image = None, True
             self._state = "body"
             return
-        end = _HEADER_END.search(self._data, self._resume(_HEADER_END_MAX))
-        if end is None:
+        # A blank line is at most 4 bytes; the first 3 of one may have been searched already.
+        start = self._resume(4)
+        found = [(at, at + len(b)) for b in _BLANK_LINES if (at := self._data.find(b, start)) >= 0]
+        if not found:
             return
-        headers = bytes(self._data[: end.start()]).decode("latin-1")
-        del self._data[: end.end()]
+        at, end = min(found)
+        if self._data[at - 1 : at] == b"\r":
+            at -= 1
+        headers = bytes(self._data[:at]).decode("latin-1")
+        del self._data[:end]
         self._length, self._image = _content_length(headers), _is_image(headers)
         self._state = "body"
 
