@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -86,12 +87,12 @@ def slowest(actions: list[Callable[[], object]]) -> float:
 def template_render_ms() -> float:
     values = SAMPLE_VALUES["access"]
     bodies = [filled(*case, MAX_BODY) for case in TEMPLATES]
-    return slowest([lambda b=body: render(b, values, html=True) for body in bodies])
+    return slowest([partial(render, body, values, html=True) for body in bodies])
 
 
 def html_text_ms() -> float:
     bodies = [filled(*case, MAX_BODY) for case in HTML]
-    return slowest([lambda b=body: html_to_text(b) for body in bodies])
+    return slowest([partial(html_to_text, body) for body in bodies])
 
 
 def preview_ms(folder: Path) -> float:
@@ -110,7 +111,7 @@ def preview_ms(folder: Path) -> float:
             assert reply.status_code == 200, reply.text
 
         post(requests[0])  # the password check, once
-        return slowest([lambda r=request: post(r) for request in requests])
+        return slowest([partial(post, request) for request in requests])
 
 
 def pem_parse_ms(folder: Path) -> float:
@@ -125,7 +126,7 @@ def pem_parse_ms(folder: Path) -> float:
             return
         raise AssertionError("a hostile PEM text was accepted")
 
-    return slowest([lambda t=text: put(t) for text in texts])
+    return slowest([partial(put, text) for text in texts])
 
 
 def mjpeg_part_ms() -> float:
@@ -143,7 +144,7 @@ def mjpeg_part_ms() -> float:
             return
         raise AssertionError("an endless part was not refused")
 
-    return slowest([lambda c=case: split(*c) for case in MJPEG])
+    return slowest([partial(split, *case) for case in MJPEG])
 
 
 def run() -> list[tuple[str, float, str]]:
