@@ -229,7 +229,7 @@ def test_a_csv_with_one_bad_line_is_refused_with_its_line_number(
         page.get_by_role("link", name="Export CSV").click()
     exported = Path(download.value.path()).read_text(encoding="utf-8")
     assert exported.splitlines()[0] == "id,name,email,numbers,cards,bluetooth,fingerprints"
-    assert f"csv-{tag}-3,Dan,dan-{tag}@example.com,203;204,00AB12CD34" in exported
+    assert f'"csv-{tag}-3","Dan","dan-{tag}@example.com","203;204","00AB12CD34"' in exported
 
 
 def test_a_user_with_a_bad_email_is_shown_at_the_field_and_can_be_deleted(
