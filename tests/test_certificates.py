@@ -4,6 +4,7 @@ user certificate + private key sets, CA certificate sets, and the TLS contexts b
 from __future__ import annotations
 
 import datetime
+import re
 import ssl
 import stat
 from pathlib import Path
@@ -14,10 +15,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from doormail import pem
 from doormail.app import Paths, Service, build_service
 from doormail.certificates import CertificateError
 from doormail.settings import Smtp
+from doormail.web.app import create_app
+from tests.conftest import ADMIN_PASSWORD
 
 PEM = {"Content-Type": "application/x-pem-file"}
 
@@ -226,6 +232,104 @@ def test_ca_set_without_certificate_or_with_a_key_is_refused(api: TestClient) ->
     response = api.put("/api/certificates/ca1", content=with_key, headers=PEM)
     assert response.status_code == 422
     assert "certificates only" in response.json()["error"]["message"]
+
+
+# -- size and reading of the PEM text ----------------------------------------------------------
+
+
+PEM_LIMIT = 64 * 1024
+
+
+def padded_to(pem: str, size: int) -> str:
+    """`pem` after lines of explanatory text (as openssl writes before a block) making `size`
+    bytes in all."""
+    line = "# " + "x" * 61 + "\n"
+    padding = line * ((size - len(pem)) // len(line))
+    return padding + "#" * (size - len(pem) - len(padding) - 1) + "\n" + pem
+
+
+def test_pem_text_larger_than_64_kb_is_refused_naming_the_slot(api: TestClient) -> None:
+    root = cert_pem(make_certificate(make_key(), "Root"))
+    accepted = api.put("/api/certificates/ca1", content=padded_to(root, PEM_LIMIT), headers=PEM)
+    assert accepted.status_code == 200, accepted.text
+    refused = api.put(
+        "/api/certificates/ca2", content=padded_to(root, PEM_LIMIT + 1), headers=PEM
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "ca2"
+    assert f"larger than {PEM_LIMIT} bytes" in refused.json()["error"]["message"]
+    assert slot_of(api, "ca2")["empty"] is True
+
+
+def test_pem_text_larger_than_64_kb_is_refused_by_the_certificates_tab(service: Service) -> None:
+    root = cert_pem(make_certificate(make_key(), "Root"))
+    with TestClient(create_app(service)) as browser:
+        token = logged_in(browser)
+        form = {"csrf_token": token, "pem": padded_to(root, PEM_LIMIT + 1)}
+        refused = browser.post("/certificates/ca3", data=form, follow_redirects=False)
+        assert refused.status_code == 422
+        assert f"larger than {PEM_LIMIT} bytes" in refused.text
+        form["pem"] = padded_to(root, PEM_LIMIT)
+        stored = browser.post("/certificates/ca3", data=form, follow_redirects=False)
+        assert stored.status_code == 303
+    assert not service.certificates.get("ca3").empty
+
+
+def logged_in(browser: TestClient) -> str:
+    """Log `browser` in to the web UI; the session's CSRF token."""
+    login = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/login").text)
+    assert login
+    form = {"csrf_token": login.group(1), "username": "admin", "password": ADMIN_PASSWORD}
+    browser.post("/login", data=form, follow_redirects=False)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/certificates").text)
+    assert token
+    return token.group(1)
+
+
+def test_many_begin_lines_without_an_end_are_not_pem(api: TestClient) -> None:
+    body = "-----BEGIN A-----\n" * (PEM_LIMIT // 18)
+    response = api.put("/api/certificates/ca1", content=body, headers=PEM)
+    assert response.status_code == 422
+    assert "not PEM" in response.json()["error"]["message"]
+
+
+def test_a_block_is_read_past_an_unended_begin_line_and_explanatory_text(
+    api: TestClient,
+) -> None:
+    root = cert_pem(make_certificate(make_key(), "Root"))
+    body = "-----BEGIN A-----\nsubject=CN = Root\r\n" + root.replace("\n", "\r\n")
+    response = api.put("/api/certificates/ca1", content=body, headers=PEM)
+    assert response.status_code == 200, response.text
+    assert response.json()["subject"] == "CN=Root"
+
+
+# The PEM block as a regular expression: it finds the same blocks as the line-by-line reader
+# in text made of whole lines, but in quadratic time on many BEGIN lines without an END, so it
+# serves here as the definition that the reader is checked against, on short texts.
+PEM_DEFINITION = re.compile(
+    r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n(.*?)-----END \1-----", re.DOTALL | re.ASCII
+)
+PEM_LINES = st.sampled_from(
+    [
+        "-----BEGIN A-----",
+        "-----END A-----",
+        "-----BEGIN CERTIFICATE-----",
+        "-----END CERTIFICATE-----\r",
+        "-----END B-----",
+        "MIIBszCCAVmgAwIBAgIU",
+        "",
+    ]
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(lines=st.lists(PEM_LINES, max_size=20), newline_at_end=st.booleans())
+def test_pem_blocks_are_read_as_the_format_defines(
+    lines: list[str], newline_at_end: bool
+) -> None:
+    text = "\n".join(lines) + ("\n" if newline_at_end else "")
+    expected = [(m.group(1), m.group(0)) for m in PEM_DEFINITION.finditer(text)]
+    assert pem._blocks(text) == expected
 
 
 # -- listing and access -------------------------------------------------------------------------

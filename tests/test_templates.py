@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from doormail import templates
 from doormail.compose import compose
 from doormail.settings import DEFAULT_ACCESS_BODY, DEFAULT_ACCESS_SUBJECT, Device, Settings
 from doormail.templates import (
@@ -176,6 +178,70 @@ def test_access_samples_use_the_extended_syntax_of_the_default_body() -> None:
 def test_templates_for_an_unknown_kind_names_the_kinds() -> None:
     with pytest.raises(ValueError, match="call, access"):
         templates_for(Settings(), "doorbell")
+
+
+# -- the placeholder syntax, parsed in linear time ------------------------------------------
+
+# The syntax of SPEC section 5 as one regular expression. Tried at every `$` it finds the same
+# placeholders as `render`, but takes quadratic time on texts such as `$A:` + `\$A:` * n, so it
+# serves here as the definition that `render` is checked against, on short texts.
+DEFINITION = re.compile(r"\$([A-Za-z][A-Za-z0-9_]*)(?::((?:\\.|[^$\\])*))?\$", re.DOTALL)
+
+
+def render_by_definition(template: str, values: dict[str, str]) -> str:
+    out: list[str] = []
+    position = 0
+    while (start := template.find("$", position)) >= 0:
+        out.append(template[position:start])
+        match = DEFINITION.match(template, start)
+        if match is None or match.group(1) not in values:
+            out.append("$")
+            position = start + 1
+            continue
+        out.append(templates._substitute(values[match.group(1)], match.group(2), html=False))
+        position = match.end()
+    out.append(template[position:])
+    return header_safe("".join(out))
+
+
+PIECES = st.sampled_from(
+    ["$", "\\", ":", ",", "=", "$User", "$User:", "$A:", "$Us", "\\$", "\\\\", "Alice", "x"]
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(pieces=st.lists(PIECES, max_size=30))
+def test_placeholders_are_found_exactly_as_the_syntax_defines(pieces: list[str]) -> None:
+    template = "".join(pieces)
+    values = {"User": "Alice", "A": "a=b"}
+    assert render(template, values, html=False) == render_by_definition(template, values)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "$A:" + "\\$A:" * 1000,
+        "$User:" + "\\$User:" * 1000,
+        "\\$User:" * 1000,
+        "$User:x=y" + "\\$DeviceName" * 1000,
+        "$User:" + "\\$" * 1000 + "\\",
+    ],
+)
+def test_extended_placeholder_without_its_closing_dollar_stays_as_written(template: str) -> None:
+    assert render(template, ACCESS, html=False) == template
+
+
+def test_extended_placeholder_closed_after_many_escaped_dollars_is_replaced() -> None:
+    template = "$User:" + "\\$User:" * 1000 + "$ at $DeviceName$"
+    assert render(template, ACCESS, html=False) == "Alice Novak at Front door"
+    template = "$User:Alice Novak=" + "\\$" * 1000 + "$"
+    assert render(template, ACCESS, html=False) == "$" * 1000
+
+
+def test_placeholders_after_an_unknown_one_with_pairs_are_still_replaced() -> None:
+    # Only a known name's pairs are looked at: an unknown one's `:` does not hide what follows.
+    template = "$Price:a=b $User$ $Nope:x\\$ $DeviceName$"
+    assert render(template, ACCESS, html=False) == "$Price:a=b Alice Novak $Nope:x\\$ Front door"
 
 
 # -- hostile values, any of them -------------------------------------------------------------

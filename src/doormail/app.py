@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from doormail import firststart
+from doormail import datafolder, firststart
 from doormail.accounts import Accounts
 from doormail.camera.service import CameraService
 from doormail.certificates import Certificates
@@ -67,7 +67,7 @@ class Service:
 def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
     """Open the database, do the first start's work when it is due (in a child process when
     `first_start_apart`, as a long-running service does) and build the service's parts."""
-    paths.data_dir.mkdir(parents=True, exist_ok=True)
+    datafolder.make_private(paths.data_dir)
     engine = open_engine(paths.database_url)
     if not firststart.is_done(engine, paths.data_dir):
         if first_start_apart:

@@ -25,7 +25,8 @@ USER_SLOTS = ("user1", "user2", "user3")
 CA_SLOTS = ("ca1", "ca2", "ca3")
 SLOTS = (SELF_SIGNED, *USER_SLOTS, *CA_SLOTS)
 
-MAX_PEM_BYTES = 1_000_000
+# A certificate chain with its key, or a CA set of a few dozen certificates, fits well.
+MAX_PEM_BYTES = 64 * 1024
 SELF_SIGNED_DAYS = 3650
 
 

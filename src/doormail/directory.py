@@ -33,6 +33,10 @@ CSV_COLUMNS = ("id", "name", "email", "numbers", "cards", "bluetooth", "fingerpr
 # Wiegand readers send the tail of a card's ID; a tail shorter than this identifies nobody.
 WIEGAND_MIN = 6
 
+# A cell that begins with one of these is run as a formula by a spreadsheet (OWASP, CSV
+# injection): the export puts an apostrophe in front, which the import takes away again.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
 _ID = re.compile(r"^[A-Za-z0-9._:@+\-]{1,128}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _BATCH = 500
@@ -427,7 +431,9 @@ def _load(connection: Connection, user_ids: Sequence[str]) -> list[User]:
 
 
 def parse_csv(text: str) -> list[User]:
-    """Users from CSV text with a header line; CsvError lists every bad line and column."""
+    """Users from CSV text with a header line; CsvError lists every bad line and column. A cell
+    that begins with an apostrophe before what starts a formula (`'+420…`) loses that
+    apostrophe, which the export put there to keep spreadsheets from running the cell."""
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
     try:
         header = next(reader)
@@ -499,7 +505,8 @@ def _parse_row(
             CsvProblem(line, "line", f"has {len(row)} fields, the header has {len(columns)}")
         ]
     data: dict[str, object] = {}
-    for name, cell in zip(columns, row, strict=True):
+    for name, raw in zip(columns, row, strict=True):
+        cell = _restored(raw.strip())
         if name in LIST_FIELDS.values():
             data[name] = [part for part in cell.split(";") if part.strip()]
         elif name != "id" or cell.strip():
@@ -514,13 +521,27 @@ def _parse_row(
 
 
 def to_csv(users: Iterable[User]) -> str:
-    """The users as CSV with a header line, lists joined with `;`."""
+    """The users as CSV with a header line, lists joined with `;`. Every cell is quoted (a
+    spreadsheet that splits at `;`, as in many locales, still sees one cell) and one that a
+    spreadsheet would run as a formula gets an apostrophe in front (see `parse_csv`)."""
     out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    out.write(",".join(CSV_COLUMNS) + "\r\n")
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     for user in users:
-        writer.writerow(
-            [user.id, user.name, user.email]
-            + [";".join(getattr(user, field)) for field in LIST_FIELDS.values()]
-        )
+        cells = [user.id, user.name, user.email]
+        cells += [";".join(getattr(user, field)) for field in LIST_FIELDS.values()]
+        writer.writerow([_neutralised(cell) for cell in cells])
     return out.getvalue()
+
+
+def _neutralised(cell: str) -> str:
+    """`cell` with an apostrophe in front when it begins, after any apostrophes, with what
+    starts a formula; so `_restored` can tell an added apostrophe from one that was there."""
+    return "'" + cell if cell.lstrip("'").startswith(_FORMULA_START) else cell
+
+
+def _restored(cell: str) -> str:
+    """A cell as `_neutralised` had it."""
+    if cell.startswith("'") and cell.lstrip("'").startswith(_FORMULA_START):
+        return cell[1:]
+    return cell

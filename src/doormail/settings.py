@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -101,9 +102,29 @@ def _single_line(value: str) -> str:
     return value
 
 
+# The longest subject and body templates, in characters: each renders and previews in a few
+# milliseconds, and an event's mails are never held up by them.
+MAX_SUBJECT = 1024
+MAX_BODY = 64 * 1024
+# The validation context of a document read back from storage (see `validate`).
+_STORED = "stored"
+
+
+def _at_most(limit: int) -> AfterValidator:
+    def check(value: str, info: ValidationInfo) -> str:
+        # A template saved before the limit existed keeps working; a change must keep to it.
+        if len(value) > limit and not (info.context or {}).get(_STORED):
+            raise ValueError(f"must be at most {limit} characters (it has {len(value)})")
+        return value
+
+    return AfterValidator(check)
+
+
 AddressList = Annotated[str, AfterValidator(_address_list)]
 OptionalAddress = Annotated[str, AfterValidator(_optional_address)]
 SingleLine = Annotated[str, AfterValidator(_single_line)]
+SubjectTemplate = Annotated[str, _at_most(MAX_SUBJECT), AfterValidator(_single_line)]
+BodyTemplate = Annotated[str, _at_most(MAX_BODY)]
 
 
 class _Section(BaseModel):
@@ -197,23 +218,23 @@ def _event_body(what: str) -> str:
 class EmailOnCall(_Section):
     send: Literal["never", "any", "missed"] = "never"
     default_to: AddressList = ""
-    subject: SingleLine = DEFAULT_CALL_SUBJECT
-    body: str = DEFAULT_CALL_BODY
+    subject: SubjectTemplate = DEFAULT_CALL_SUBJECT
+    body: BodyTemplate = DEFAULT_CALL_BODY
     snapshots: Snapshots = Field(default_factory=Snapshots)
 
 
 class EmailOnAccess(_Section):
     send: Literal["never", "all", "denied"] = "never"
     default_to: AddressList = ""
-    subject: SingleLine = DEFAULT_ACCESS_SUBJECT
-    body: str = DEFAULT_ACCESS_BODY
+    subject: SubjectTemplate = DEFAULT_ACCESS_SUBJECT
+    body: BodyTemplate = DEFAULT_ACCESS_BODY
     snapshots: Snapshots = Field(default_factory=Snapshots)
 
 
 class EventMessage(_Section):
     enabled: bool = False
-    subject: SingleLine
-    body: str
+    subject: SubjectTemplate
+    body: BodyTemplate
 
 
 class EmailOnEvent(_Section):
@@ -353,10 +374,11 @@ def _parent(doc: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
     return node
 
 
-def validate(document: Mapping[str, Any]) -> Settings:
-    """A Settings from a full document, or SettingsError naming the first bad field."""
+def validate(document: Mapping[str, Any], *, stored: bool = False) -> Settings:
+    """A Settings from a full document, or SettingsError naming the first bad field. A `stored`
+    document, read back from storage, may keep templates longer than today's limits."""
     try:
-        return Settings.model_validate(dict(document))
+        return Settings.model_validate(dict(document), context={_STORED: stored})
     except ValidationError as error:
         raise _first_error(error) from None
     except SettingsError:

@@ -34,9 +34,11 @@ PLACEHOLDERS = (
 )
 KINDS = ("call", "access", "sip_registration_lost", "device_rebooted", "tamper")
 
-# A placeholder starts at a `$`: a name, then optionally `:` and the value=text pairs (where a
-# backslash escapes the next character, so `\$` does not end it), then the closing `$`.
-_PLACEHOLDER = re.compile(r"\$([A-Za-z][A-Za-z0-9_]*)(?::((?:\\.|[^$\\])*))?\$", re.DOTALL)
+# A placeholder starts at a `$`: a name, then either the closing `$`, or `:` and the
+# value=text pairs (where a backslash escapes the next character, so `\$` does not end them)
+# and then the closing `$`.
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_DOLLAR_OR_ESCAPE = re.compile(r"[$\\]")
 
 # Characters that end a line somewhere: CR and LF, but also what str.splitlines() (which the
 # email package uses while folding) treats as a line boundary.
@@ -47,22 +49,47 @@ def render(template: str, values: Mapping[str, str], *, html: bool) -> str:
     """`template` with each known placeholder replaced by its value, in one pass (a value that
     contains `$User$` stays as it is). Names not in `values` are left exactly as written. With
     `html=True` the values are HTML-escaped; with `html=False` (a subject) no control character
-    survives in the result."""
+    survives in the result. The time taken grows linearly with the template's length."""
     out: list[str] = []
     position = 0
     while (start := template.find("$", position)) >= 0:
         out.append(template[position:start])
-        match = _PLACEHOLDER.match(template, start)
-        if match is None or match.group(1) not in values:
+        position = start + 1
+        name = _NAME.match(template, position)
+        if name is None or name.group() not in values:
             # Only the `$` is consumed, so `$Price$User$` still finds `$User$`.
             out.append("$")
-            position = start + 1
             continue
-        out.append(_substitute(values[match.group(1)], match.group(2), html=html))
-        position = match.end()
+        value, after = values[name.group()], name.end()
+        if template.startswith("$", after):
+            out.append(_substitute(value, None, html=html))
+            position = after + 1
+            continue
+        if not template.startswith(":", after):
+            out.append("$")
+            continue
+        closing = _closing_dollar(template, after + 1)
+        if closing < 0:
+            # The pairs run to the end without their closing `$`, so every `$` after this one
+            # is escaped, and a scan from behind any later name would meet the same escapes
+            # and end the same way: the rest stays as written. (Scanning again from each `$`
+            # took quadratic time on `$A:` followed by `\$A:` many times.)
+            position = start
+            break
+        out.append(_substitute(value, template[after + 1 : closing], html=html))
+        position = closing + 1
     out.append(template[position:])
     rendered = "".join(out)
     return _clean_text(rendered) if html else header_safe(rendered)
+
+
+def _closing_dollar(template: str, index: int) -> int:
+    """Where the first `$` from `index` on that no backslash escapes stands, or -1."""
+    while (found := _DOLLAR_OR_ESCAPE.search(template, index)) is not None:
+        if found.group() == "$":
+            return found.start()
+        index = found.start() + 2
+    return -1
 
 
 def _substitute(value: str, choices: str | None, *, html: bool) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from doormail.camera.mjpeg import MultipartSplitter, boundary_of
 from doormail.camera.source import CameraError
@@ -73,3 +75,31 @@ def test_a_part_larger_than_the_limit_is_refused() -> None:
     with pytest.raises(CameraError, match="larger than 1000 bytes"):
         for _ in range(100):
             splitter.feed(bytes(1000))
+
+
+def split_in(data: bytes, boundary: bytes | None, sizes: list[int]) -> list[bytes]:
+    splitter = MultipartSplitter(boundary)
+    parts: list[bytes] = []
+    at = 0
+    for size in sizes:
+        parts += splitter.feed(data[at : at + size])
+        at += size
+    return parts + splitter.feed(data[at:])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pictures=st.lists(st.binary(max_size=40).map(lambda b: b"\xff\xd8" + b + b"\xff\xd9"), max_size=4),
+    length=st.booleans(),
+    eol=st.sampled_from([b"\r\n", b"\n"]),
+    named=st.booleans(),
+    junk=st.binary(max_size=20),
+    sizes=st.lists(st.integers(1, 40), max_size=40),
+)
+def test_a_stream_gives_the_same_parts_however_it_arrives_in_chunks(
+    pictures: list[bytes], length: bool, eol: bytes, named: bool, junk: bytes, sizes: list[int]
+) -> None:
+    # What was searched in vain is not searched again: the chunks must not change what is found.
+    data = junk + eol + stream(pictures, length=length, eol=eol) + b"--frame" + eol
+    boundary = b"frame" if named else None
+    assert split_in(data, boundary, sizes) == split_in(data, boundary, [])

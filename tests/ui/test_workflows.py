@@ -6,6 +6,7 @@ maildir; retry a refused mail; import a CSV with a bad line; upload a bad certif
 from __future__ import annotations
 
 import re
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -91,6 +92,36 @@ def test_apply_and_test_shows_a_settings_error_at_its_field(page: Page) -> None:
     page.get_by_role("button", name="Apply & Test").click()
     expect(page.locator('[data-error-for="smtp.port"]')).to_be_visible()
     expect(page.locator("[data-test-state]")).to_have_text("not saved")
+
+
+def test_apply_and_test_while_three_runs_are_going_says_so_in_its_log(
+    page: Page, served: RunningService, api_client: httpx.Client
+) -> None:
+    silent = socket.socket()  # takes connections, never greets: runs against it wait
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    smtp = {"server": "127.0.0.1", "port": silent.getsockname()[1], "from": "door@example.org"}
+    runs = []
+    try:
+        for _ in range(3):
+            started = api_client.post("/api/smtp/test", json={"to": "a@example.com", "smtp": smtp})
+            assert started.status_code == 202
+            runs.append(started.json()["id"])
+        page.goto(served.url + "/smtp")
+        page.get_by_label("Server Address").fill("127.0.0.1")
+        page.get_by_label("From Address").fill("door@example.org")
+        page.get_by_label("Test e-mail address").fill(unique_address("busy"))
+        page.get_by_role("button", name="Apply & Test").click()
+        expect(page.locator("[data-test-state]")).to_have_text("busy")
+        expect(page.locator("[data-test-log]")).to_contain_text("3 Apply & Test runs")
+        expect(page.get_by_role("button", name="Apply & Test")).to_be_enabled()
+    finally:
+        silent.close()
+        for run_id in runs:  # the other tests here need the places again
+            deadline = time.monotonic() + 30
+            while api_client.get(f"/api/smtp/test/{run_id}").json()["state"] == "running":
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
 
 
 def test_a_missed_call_mail_reaches_the_outbox_and_the_maildir(
@@ -231,7 +262,7 @@ def test_a_csv_with_one_bad_line_is_refused_with_its_line_number(
         page.get_by_role("link", name="Export CSV").click()
     exported = Path(download.value.path()).read_text(encoding="utf-8")
     assert exported.splitlines()[0] == "id,name,email,numbers,cards,bluetooth,fingerprints"
-    assert f"csv-{tag}-3,Dan,dan-{tag}@example.com,203;204,00AB12CD34" in exported
+    assert f'"csv-{tag}-3","Dan","dan-{tag}@example.com","203;204","00AB12CD34"' in exported
 
 
 def test_a_user_with_a_bad_email_is_shown_at_the_field_and_can_be_deleted(

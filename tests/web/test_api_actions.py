@@ -158,6 +158,8 @@ BAD_ACTIONS: list[tuple[dict[str, Any], str]] = [
     ({"to": "a@example.com", "height": 0}, "height"),
     ({"to": "a@example.com", "sender": "nobody"}, "sender"),
     ({"to": "a@example.com", "subject": "x" * 2001}, "subject"),
+    ({"to": "a@example.com", "subject": "x" * (1024 + 1)}, "subject"),
+    ({"to": "a@example.com", "body": "x" * (64 * 1024 + 1)}, "body"),
     ({"to": "a@example.com", "colour": "red"}, "colour"),
     ({"user": "u-bob"}, "user"),
 ]
@@ -275,12 +277,23 @@ BAD_FORMS: list[tuple[dict[str, str], int, str]] = [
     ({"to": "a@example.com", "subject": "x", "width": "640"}, 11, "height"),
     ({"to": "a@example.com", "subject": "x", "height": "480"}, 11, "width"),
     ({"to": "a@example.com", "subject": "x" * 2001}, 13, "subject"),
+    ({"to": "a@example.com", "subject": "x" * (1024 + 1)}, 13, "subject"),
 ]
 DESCRIPTIONS = {
     11: "missing mandatory parameter",
     12: "invalid parameter value",
     13: "parameter data too big",
 }
+
+
+def test_intercom_form_body_over_64_kb_is_too_big(api: TestClient, enabled: Service) -> None:
+    params = {"to": "a@example.com", "subject": "x", "body": "x" * (64 * 1024 + 1)}
+    for reply in (api.post(INTERCOM, data=params), api.post(INTERCOM, json=params)):
+        assert reply.json() == {
+            "success": False,
+            "error": {"code": 13, "param": "body", "description": "parameter data too big"},
+        }
+    assert enabled.outbox.list(limit=10).items == []
 
 
 def test_intercom_form_errors_name_the_parameter(api: TestClient, enabled: Service) -> None:

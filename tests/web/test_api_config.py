@@ -3,9 +3,30 @@ first bad field, secrets write-only."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from doormail.app import Service
+from doormail.settings import Settings, validate
+
+SUBJECT_LIMIT = 1024
+BODY_LIMIT = 64 * 1024
+MESSAGES = [
+    "email_on_call",
+    "email_on_access",
+    "email_on_event.sip_registration_lost",
+    "email_on_event.device_rebooted",
+    "email_on_event.tamper",
+]
+
+
+def nested(path: str, value: object) -> dict[str, object]:
+    """`{"a": {"b": value}}` for the path "a.b"."""
+    document: object = value
+    for key in reversed(path.split(".")):
+        document = {key: document}
+    assert isinstance(document, dict)
+    return document
 
 
 def test_get_shows_the_whole_document(api: TestClient) -> None:
@@ -136,3 +157,34 @@ def test_malformed_json_is_a_clear_error(api: TestClient) -> None:
 def test_a_document_that_is_not_an_object_is_refused(api: TestClient) -> None:
     reply = api.put("/api/config", json=[1, 2])
     assert reply.status_code == 422
+
+
+@pytest.mark.parametrize("message", MESSAGES)
+def test_a_subject_over_1_kb_or_a_body_over_64_kb_is_refused_naming_the_field(
+    api: TestClient, message: str
+) -> None:
+    for key, limit in (("subject", SUBJECT_LIMIT), ("body", BODY_LIMIT)):
+        field = f"{message}.{key}"
+        refused = api.patch("/api/config", json=nested(field, "x" * (limit + 1)))
+        assert refused.status_code == 422, field
+        error = refused.json()["error"]
+        assert error["field"] == field
+        assert f"at most {limit} characters" in error["message"]
+        accepted = api.patch("/api/config", json=nested(field, "x" * limit))
+        assert accepted.status_code == 200, field
+
+
+def test_a_template_saved_before_the_limits_keeps_working_until_changed(
+    api: TestClient, service: Service
+) -> None:
+    document = Settings().document()
+    document["email_on_call"]["body"] = "<p>$DeviceName$</p>" * 5000
+    service.settings.save(validate(document, stored=True))
+    assert api.get("/api/config").status_code == 200
+    preview = api.get("/api/templates/preview", params={"kind": "call"})
+    assert preview.status_code == 200 and preview.json()["text"].startswith("doormail")
+    other = api.patch("/api/config", json={"device": {"name": "Front door"}})
+    assert other.status_code == 422
+    assert other.json()["error"]["field"] == "email_on_call.body"
+    shortened = {"device": {"name": "Front door"}, "email_on_call": {"body": "<p>Hi</p>"}}
+    assert api.patch("/api/config", json=shortened).status_code == 200

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import email
 import json
+import os
+import socket
 import time
+from collections import Counter
 from collections.abc import Iterator
 from email.message import Message
 from typing import Any
@@ -248,3 +251,44 @@ def test_apply_and_test_uses_the_stored_password_with_the_saved_server(
     status = finished(api, api.post("/api/smtp/test", json={"to": "a@example.com"}).json()["id"])
     assert recorder.logins == [(b"door@example.com", PASSWORD)]
     assert status["state"] == "sent", status["log"]
+
+
+@pytest.fixture
+def silent_server() -> Iterator[tuple[socket.socket, dict[str, Any]]]:
+    """A server that takes connections but never greets: a run against it waits."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1024)
+    smtp = {"server": "127.0.0.1", "port": listener.getsockname()[1], "from": "door@example.org"}
+    try:
+        yield listener, {**smtp, "security": "none"}
+    finally:
+        listener.close()
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_apply_and_test_runs_at_most_three_at_a_time_and_refuses_more_with_429(
+    api: TestClient, silent_server: tuple[socket.socket, dict[str, Any]]
+) -> None:
+    listener, smtp = silent_server
+    before = open_descriptors()
+    replies = [
+        api.post("/api/smtp/test", json={"to": "alice@example.com", "smtp": smtp})
+        for _ in range(500)
+    ]
+    # Each run that was let in holds its connection; none of the refused ones opened one.
+    assert open_descriptors() - before < 20
+    assert Counter(reply.status_code for reply in replies) == {202: 3, 429: 497}
+    error = replies[-1].json()["error"]
+    assert error["code"] == "too_many_requests"
+    assert "3 Apply & Test runs" in error["message"]
+
+    # The server goes away: the runs fail, and their places are free again.
+    listener.close()
+    started = [reply.json()["id"] for reply in replies if reply.status_code == 202]
+    assert [finished(api, run_id)["state"] for run_id in started] == ["failed"] * 3
+    again = api.post("/api/smtp/test", json={"to": "alice@example.com", "smtp": smtp})
+    assert again.status_code == 202

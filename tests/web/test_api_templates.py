@@ -81,3 +81,16 @@ def test_preview_of_an_unknown_kind_names_the_field(api: TestClient) -> None:
 
 def test_preview_needs_authentication(anonymous: TestClient) -> None:
     assert anonymous.get("/api/templates/preview", params={"kind": "call"}).status_code == 401
+
+
+def test_preview_refuses_templates_longer_than_a_template_may_be(api: TestClient) -> None:
+    subject, body = "x" * (1024 + 1), "x" * (64 * 1024 + 1)
+    for reply, field in (
+        (api.get("/api/templates/preview", params={"kind": "call", "subject": subject}), "subject"),
+        (api.post("/api/templates/preview", json={"kind": "call", "subject": subject}), "subject"),
+        (api.post("/api/templates/preview", json={"kind": "call", "body": body}), "body"),
+    ):
+        assert reply.status_code == 422
+        assert reply.json()["error"]["field"] == field
+    longest = {"kind": "call", "subject": subject[1:], "body": body[1:]}
+    assert api.post("/api/templates/preview", json=longest).status_code == 200

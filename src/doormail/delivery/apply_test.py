@@ -1,8 +1,8 @@
 """Apply & Test (SPEC section 8): a test e-mail with one snapshot sent straight over an SMTP
 session (not through the outbox) with the saved settings, or unsaved `smtp` overrides, while
-each stage is logged live. Runs are kept in memory, the newest few only. Overrides that send
-the login somewhere else without giving it again do not get the stored secrets: the AUTH stage
-says so (SPEC section 1)."""
+each stage is logged live. Runs are kept in memory, the newest few only, and at most a few run
+at once: each holds a connection until it ends. Overrides that send the login somewhere else
+without giving it again do not get the stored secrets: the AUTH stage says so (SPEC section 1)."""
 
 from __future__ import annotations
 
@@ -26,14 +26,25 @@ from doormail.delivery.errors import DeliveryError
 from doormail.delivery.session import SmtpSession
 from doormail.destinations import Unbound
 
-__all__ = ["LogLine", "SmtpTests", "TestRun"]
+__all__ = ["LogLine", "SmtpTests", "TestRun", "TooManyRuns"]
 
 log = logging.getLogger("doormail.apply_test")
 
 State = Literal["running", "sent", "failed"]
 SNAPSHOT_WIDTH, SNAPSHOT_HEIGHT = 640, 480
 KEEP_RUNS = 50
+MAX_RUNNING = 3
 TIMEOUT = 20.0
+
+
+class TooManyRuns(Exception):
+    """Apply & Test asked for while the most runs allowed at once are still going."""
+
+    def __init__(self, running: int) -> None:
+        super().__init__(
+            f"{running} Apply & Test runs are still going, the most at once;"
+            " try again when one of them has finished"
+        )
 
 
 class SnapshotSource(Protocol):
@@ -118,6 +129,7 @@ class SmtpTests:
         *,
         keep: int = KEEP_RUNS,
         timeout: float = TIMEOUT,
+        max_running: int = MAX_RUNNING,
     ) -> None:
         self._settings = settings
         self._tls_contexts = tls_contexts
@@ -125,6 +137,8 @@ class SmtpTests:
         self._keep = keep
         self._timeout = timeout
         self._runs: OrderedDict[str, TestRun] = OrderedDict()
+        self._max_running = max_running
+        self._running: set[str] = set()  # the ids of runs started and not finished
 
     def prepare(self, to: str, smtp: Mapping[str, Any] | None = None) -> TestRun:
         """A run for `to` with the saved settings and `smtp` overrides merged in; SettingsError
@@ -154,11 +168,21 @@ class SmtpTests:
         )
 
     def start(self, to: str, smtp: Mapping[str, Any] | None = None) -> TestRun:
-        """Prepare a run and start it in the background (call from the event loop)."""
+        """Prepare a run and start it in the background (call from the event loop); raises
+        TooManyRuns while `max_running` runs are still going."""
+        if len(self._running) >= self._max_running:
+            raise TooManyRuns(len(self._running))
         run = self.prepare(to, smtp)
         self._remember(run)
-        run.task = asyncio.get_running_loop().create_task(self.execute(run))
+        self._running.add(run.id)
+        run.task = asyncio.get_running_loop().create_task(self._execute_counted(run))
         return run
+
+    async def _execute_counted(self, run: TestRun) -> None:
+        try:
+            await self.execute(run)
+        finally:
+            self._running.discard(run.id)
 
     def get(self, run_id: str) -> TestRun | None:
         return self._runs.get(run_id)

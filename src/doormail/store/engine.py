@@ -7,8 +7,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
+
+from doormail.datafolder import create_private_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # How long a transaction waits for another one's write lock before giving up.
@@ -27,6 +29,13 @@ def open_engine(url: str) -> Engine:
     acknowledged only once its mail is on disk, and a busy timeout so that several writers wait
     for each other instead of failing."""
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = Path(database)
+            if path.parent.is_dir():
+                # Made here and private: SQLite would make it by the umask, and its -wal
+                # and -shm files take the database's mode.
+                create_private_file(path)
         # Connections are kept open: closing the last connection to a WAL database checkpoints
         # it and deletes the WAL, which made every request pay several fsyncs (p50 from event
         # to the SMTP server's 250 went from seconds to ~30 ms at 50 events/s with a pool).

@@ -28,7 +28,7 @@ class SettingsStore:
             ).scalar()
         if document is None:
             return Settings()
-        return validate(json.loads(document))
+        return validate(json.loads(document), stored=True)
 
     def save(self, settings: Settings) -> None:
         document = json.dumps(settings.document())

@@ -14,15 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from doormail.actions import Queued, SendEmail, SmtpDisabled, send_email
-from doormail.settings import RESOLUTIONS, is_address, split_addresses
+from doormail.settings import MAX_BODY, MAX_SUBJECT, RESOLUTIONS, is_address, split_addresses
 from doormail.web.errors import ApiError
 from doormail.web.security import for_events_tokens
 from doormail.web.state import service_of
 
 router = APIRouter(tags=["actions"])
 
-MAX_SUBJECT = 2_000
-MAX_BODY = 200_000
+MAX_ADDRESSES = 2_000  # characters of the intercom form's `to`
 MAX_TIME_SPAN = 3600.0
 
 
@@ -151,9 +150,9 @@ async def intercom_send(request: Request) -> JSONResponse:
     the snapshot resolutions (default 640x480); as query parameters, form fields or a JSON
     object. Always HTTP 200: `{"success": true}`, or `{"success": false, "error": {"code",
     "param", "description"}}` with 11 (missing mandatory parameter), 12 (invalid parameter
-    value) or 13 (parameter data too big, beyond 2,000 characters of subject or 200,000 of
-    body). When `smtp.enabled` is false the reply is code 4, "function is disabled", as the
-    intercom answers for a service that is switched off."""
+    value) or 13 (parameter data too big: a subject or body longer than a subject or body
+    template may be). When `smtp.enabled` is false the reply is code 4, "function is
+    disabled", as the intercom answers for a service that is switched off."""
     try:
         _refuse_cross_site_get(request)
         order = _intercom_order(await _intercom_params(request))
@@ -203,7 +202,7 @@ async def _intercom_params(request: Request) -> dict[str, object]:
 
 
 def _intercom_order(params: Mapping[str, object]) -> SendEmail:
-    to = _text(params, "to", required=True, limit=MAX_SUBJECT)
+    to = _text(params, "to", required=True, limit=MAX_ADDRESSES)
     try:
         recipients = _addresses(to)
     except ValueError:

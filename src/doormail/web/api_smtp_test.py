@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from doormail.delivery.apply_test import SmtpTests, TestRun
+from doormail.delivery.apply_test import SmtpTests, TestRun, TooManyRuns
 from doormail.web.errors import ApiError
 from doormail.web.state import service_of
 
@@ -41,7 +41,11 @@ def _run(request: Request, run_id: str) -> TestRun:
 
 @router.post("", status_code=202)
 async def start_test(request: Request, body: TestRequest) -> dict[str, str]:
-    run = _tests(request).start(body.to, body.smtp)
+    """202 with the run's id; 429 while the most runs allowed at once are still going."""
+    try:
+        run = _tests(request).start(body.to, body.smtp)
+    except TooManyRuns as error:
+        raise ApiError(429, "too_many_requests", str(error)) from None
     return {"id": run.id}
 
 

@@ -12,14 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from doormail.compose import html_document, text_body
-from doormail.settings import Settings
+from doormail.settings import MAX_BODY, MAX_SUBJECT, Settings
 from doormail.templates import KINDS, SAMPLE_VALUES, datetime_value, render, templates_for
 from doormail.web.errors import ApiError
 from doormail.web.state import service_of
 
 router = APIRouter(prefix="/api/templates", tags=["templates"])
-
-MAX_TEMPLATE = 200_000
 
 
 class PreviewRequest(BaseModel):
@@ -28,16 +26,16 @@ class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: str
-    subject: str | None = Field(None, max_length=MAX_TEMPLATE)
-    body: str | None = Field(None, max_length=MAX_TEMPLATE)
+    subject: str | None = Field(None, max_length=MAX_SUBJECT)
+    body: str | None = Field(None, max_length=MAX_BODY)
 
 
 @router.get("/preview")
 async def preview(
     request: Request,
     kind: str,
-    subject: Annotated[str | None, Query(max_length=MAX_TEMPLATE)] = None,
-    body: Annotated[str | None, Query(max_length=MAX_TEMPLATE)] = None,
+    subject: Annotated[str | None, Query(max_length=MAX_SUBJECT)] = None,
+    body: Annotated[str | None, Query(max_length=MAX_BODY)] = None,
 ) -> dict[str, Any]:
     """`{"kind", "subject", "html", "text"}`: `html` is the complete `text/html` part and
     `text` the `text/plain` part made from it. `subject`/`body` preview unsaved templates."""

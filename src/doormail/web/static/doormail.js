@@ -242,8 +242,14 @@
         });
         if (!started.ok) {
           const error = await errorOf(started);
-          showError(form, error.field === "to" || !error.field ? "to" : error.field, error.message);
-          setState("failed");
+          if (started.status === 429) {
+            // Other Apply & Test runs fill every place: nothing is wrong with this form.
+            addLine({ stage: "busy", message: error.message });
+            setState("busy");
+          } else {
+            showError(form, error.field === "to" || !error.field ? "to" : error.field, error.message);
+            setState("failed");
+          }
           button.disabled = false;
           return;
         }
