@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from doormail.camera.mjpeg import MultipartSplitter
 from doormail.camera.source import MAX_FRAME_BYTES, CameraError
 from doormail.certificates import MAX_PEM_BYTES, CertificateError
 from doormail.htmltext import html_to_text
-from doormail.settings import MAX_BODY, MAX_SUBJECT
-from doormail.templates import SAMPLE_VALUES, render
+from doormail.placeholders import preview_values
+from doormail.settings import MAX_BODY, MAX_SUBJECT, Settings
+from doormail.templates import render
 from doormail.web.app import create_app
 
 HOSTILE_TARGET_MS = 100.0
@@ -85,7 +87,7 @@ def slowest(actions: list[Callable[[], object]]) -> float:
 
 
 def template_render_ms() -> float:
-    values = SAMPLE_VALUES["access"]
+    values = preview_values("access", Settings(), datetime.now(UTC))
     bodies = [filled(*case, MAX_BODY) for case in TEMPLATES]
     return slowest([partial(render, body, values, html=True) for body in bodies])
 

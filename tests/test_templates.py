@@ -13,16 +13,9 @@ from hypothesis import strategies as st
 
 from doormail import templates
 from doormail.compose import compose
-from doormail.settings import DEFAULT_ACCESS_BODY, DEFAULT_ACCESS_SUBJECT, Device, Settings
-from doormail.templates import (
-    KINDS,
-    PLACEHOLDERS,
-    SAMPLE_VALUES,
-    datetime_value,
-    header_safe,
-    render,
-    templates_for,
-)
+from doormail.placeholders import PLACEHOLDERS
+from doormail.settings import DEFAULT_ACCESS_BODY, DEFAULT_ACCESS_SUBJECT, Settings
+from doormail.templates import header_safe, render
 
 ACCESS = {
     "User": "Alice Novak",
@@ -35,15 +28,18 @@ ACCESS = {
 }
 
 
-@pytest.mark.parametrize("name", PLACEHOLDERS)
+NAMES = [placeholder.name for placeholder in PLACEHOLDERS]
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_each_placeholder_is_replaced_by_its_value(name: str) -> None:
     assert render(f"[${name}$]", ACCESS, html=False) == f"[{ACCESS[name]}]"
     assert render(f"<p>${name}$</p>", ACCESS, html=True) == f"<p>{ACCESS[name]}</p>"
 
 
 def test_every_placeholder_in_one_template() -> None:
-    template = " ".join(f"${name}$" for name in PLACEHOLDERS)
-    assert render(template, ACCESS, html=False) == " ".join(ACCESS[n] for n in PLACEHOLDERS)
+    template = " ".join(f"${name}$" for name in NAMES)
+    assert render(template, ACCESS, html=False) == " ".join(ACCESS[n] for n in NAMES)
 
 
 def test_extended_syntax_replaces_the_value_by_its_text() -> None:
@@ -139,45 +135,6 @@ def test_a_value_holding_a_placeholder_is_not_expanded_again() -> None:
 def test_a_lone_surrogate_becomes_a_replacement_character() -> None:
     assert render("$User$", {"User": "a\ud800b"}, html=True) == "a\ufffdb"
     assert render("$User$", {"User": "a\ud800b"}, html=False) == "a\ufffdb"
-
-
-def test_datetime_is_shown_in_the_device_timezone_with_its_format() -> None:
-    device = Device(timezone="Europe/Prague", datetime_format="%d.%m.%Y %H:%M (%Z)")
-    winter = datetime(2024, 1, 15, 12, 30, tzinfo=UTC)
-    summer = datetime(2024, 7, 15, 12, 30, tzinfo=UTC)
-    assert datetime_value(winter, device) == "15.01.2024 13:30 (CET)"
-    assert datetime_value(summer, device) == "15.07.2024 14:30 (CEST)"
-
-
-def test_datetime_of_a_naive_time_is_taken_as_utc() -> None:
-    device = Device(timezone="America/New_York")
-    assert datetime_value(datetime(2024, 1, 15, 12, 0), device) == "2024-01-15 07:00:00"
-
-
-def test_datetime_can_cross_the_date_line() -> None:
-    device = Device(timezone="Pacific/Auckland", datetime_format="%Y-%m-%d %H:%M")
-    assert datetime_value(datetime(2024, 12, 31, 20, 0, tzinfo=UTC), device) == "2025-01-01 09:00"
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_sample_values_render_the_default_templates_without_leftovers(kind: str) -> None:
-    subject, body = templates_for(Settings(), kind)
-    for rendered in (
-        render(subject, SAMPLE_VALUES[kind], html=False),
-        render(body, SAMPLE_VALUES[kind], html=True),
-    ):
-        assert "$" not in rendered
-
-
-def test_access_samples_use_the_extended_syntax_of_the_default_body() -> None:
-    assert "Access granted" in render(DEFAULT_ACCESS_BODY, SAMPLE_VALUES["access"], html=True)
-    subject = render(DEFAULT_ACCESS_SUBJECT, SAMPLE_VALUES["access"], html=False)
-    assert subject == "doormail: Valid Card access at 2024-05-17 14:03:27"
-
-
-def test_templates_for_an_unknown_kind_names_the_kinds() -> None:
-    with pytest.raises(ValueError, match="call, access"):
-        templates_for(Settings(), "doorbell")
 
 
 # -- the placeholder syntax, parsed in linear time ------------------------------------------

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from doormail import placeholders
 from doormail.directory import User, UserLookup
 from doormail.events import (
     Access,
@@ -18,12 +19,12 @@ from doormail.events import (
     SipRegistrationLost,
     TamperActivated,
 )
+from doormail.placeholders import Context, Kind
+from doormail.placeholders import device_name as device_name
 from doormail.settings import EventMessage, Settings, Snapshots, split_addresses
-from doormail.templates import datetime_value
 
-AUTH_ID_TYPES = {"card": "Card", "bluetooth": "Bluetooth", "fingerprint": "Fingerprint"}
 # The manual's name for each device event's message, which is also its kind of mail.
-DEVICE_EVENT_KINDS = {
+DEVICE_EVENT_KINDS: dict[str, Kind] = {
     "sip.registration_lost": "sip_registration_lost",
     "device.rebooted": "device_rebooted",
     "tamper.activated": "tamper",
@@ -39,7 +40,7 @@ NOT_OUTGOING = "only outgoing calls send mail"
 class Mail:
     """One mail that is due: its recipient address, templates, values and snapshot span."""
 
-    kind: str
+    kind: Kind
     recipient: str
     subject_template: str
     body_template: str
@@ -64,7 +65,7 @@ class Decision:
 class _Letter:
     """What every recipient of one event's mail shares."""
 
-    kind: str
+    kind: Kind
     subject: str
     body: str
     snapshots: Snapshots
@@ -84,11 +85,6 @@ def decide(
     if isinstance(event, Access):
         return access_mails(event, settings, users)
     return device_event_mails(event, settings)
-
-
-def device_name(event: Event, settings: Settings) -> str:
-    """`$DeviceName$`: the event's device, or `device.name`."""
-    return event.device or settings.device.name
 
 
 def one_mail_per_address(
@@ -159,39 +155,26 @@ def call_recipients(
     several = len(called) > 1
     for value, user in called:
         if user is not None and user.addresses:
-            values = call_values(event, settings, [(value, user)], several)
+            values = _call_values(event, settings, [(value, user)], several)
             recipients.extend((address, values) for address in user.addresses)
         else:
             to_default.append((value, user))
     if to_default:
-        values = call_values(event, settings, to_default, several)
+        values = _call_values(event, settings, to_default, several)
         default_to = split_addresses(settings.email_on_call.default_to)
         recipients.extend((address, values) for address in default_to)
     return recipients
 
 
-def call_values(
+def _call_values(
     event: CallEnded,
     settings: Settings,
     called: Sequence[tuple[str, User | None]],
     several: bool,
 ) -> dict[str, str]:
-    """The placeholders of E-Mail on Call. `$User$` is the called user's name, and empty when
-    the call went to several users at once."""
-    user = called[0][1] if len(called) == 1 else None
-    return {
-        "User": "" if several or user is None else user.name,
-        "DateTime": datetime_value(event.at, settings.device),
-        "DialNumber": ", ".join(dial_number(value, user) for value, user in called),
-        "DeviceName": device_name(event, settings),
-    }
-
-
-def dial_number(value: str, user: User | None) -> str:
-    """The called number; a call addressed to a user id shows that user's first number."""
-    if user is not None and value == user.id and value not in user.numbers and user.numbers:
-        return user.numbers[0]
-    return value
+    """The placeholders of one E-Mail on Call mail: about the called values it is sent for."""
+    context = Context("call", settings, event.at, event, called=tuple(called), several=several)
+    return placeholders.values(context)
 
 
 def call_span(event: CallEnded, ringing_at: float | None) -> tuple[float, float]:
@@ -217,7 +200,9 @@ def access_mails(event: Access, settings: Settings, users: UserLookup) -> Decisi
         return Decision.none(reason)
     tab = settings.email_on_access
     letter = _Letter("access", tab.subject, tab.body, tab.snapshots, moment(event.at))
-    values = access_values(event, settings, user, valid)
+    values = placeholders.values(
+        Context("access", settings, event.at, event, user=user, valid=valid)
+    )
     addresses = access_recipients(settings, user, valid)
     return one_mail_per_address(letter, ((address, values) for address in addresses))
 
@@ -256,20 +241,6 @@ def access_recipients(settings: Settings, user: User | None, valid: bool) -> lis
     return split_addresses(settings.email_on_access.default_to)
 
 
-def access_values(
-    event: Access, settings: Settings, user: User | None, valid: bool
-) -> dict[str, str]:
-    """The placeholders of E-Mail on Access."""
-    return {
-        "User": user.name if user is not None else (event.user or ""),
-        "DateTime": datetime_value(event.at, settings.device),
-        "AuthId": event.auth_id,
-        "DeviceName": device_name(event, settings),
-        "AuthIdType": AUTH_ID_TYPES[event.auth_type],
-        "AuthIdValid": "Valid" if valid else "Invalid",
-    }
-
-
 # --- E-Mail on Event -------------------------------------------------------------------------
 
 
@@ -283,19 +254,8 @@ def device_event_mails(
         return Decision.none(f"email_on_event.{kind}.enabled is false")
     tab = settings.email_on_event
     letter = _Letter(kind, message.subject, message.body, tab.snapshots, moment(event.at))
-    values = device_event_values(event, settings)
+    values = placeholders.values(Context(kind, settings, event.at, event))
     return one_mail_per_address(letter, ((address, values) for address in split_addresses(tab.to)))
-
-
-def device_event_values(
-    event: SipRegistrationLost | DeviceRebooted | TamperActivated, settings: Settings
-) -> dict[str, str]:
-    """The placeholders of E-Mail on Event; no user is called, so `$User$` is empty."""
-    return {
-        "User": "",
-        "DateTime": datetime_value(event.at, settings.device),
-        "DeviceName": device_name(event, settings),
-    }
 
 
 def moment(at: datetime) -> tuple[float, float]:

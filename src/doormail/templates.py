@@ -8,31 +8,11 @@ import html as html_module
 import re
 import unicodedata
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
-from doormail.settings import Device, Settings
+# The send-email action takes `$DateTime$` from here; the value belongs to the placeholders.
+from doormail.placeholders import datetime_value as datetime_value
 
-__all__ = [
-    "KINDS",
-    "PLACEHOLDERS",
-    "SAMPLE_VALUES",
-    "datetime_value",
-    "header_safe",
-    "render",
-    "templates_for",
-]
-
-PLACEHOLDERS = (
-    "User",
-    "DateTime",
-    "DialNumber",
-    "DeviceName",
-    "AuthId",
-    "AuthIdType",
-    "AuthIdValid",
-)
-KINDS = ("call", "access", "sip_registration_lost", "device_rebooted", "tamper")
+__all__ = ["header_safe", "render"]
 
 # A placeholder starts at a `$`: a name, then either the closing `$`, or `:` and the
 # value=text pairs (where a backslash escapes the next character, so `\$` does not end them)
@@ -176,50 +156,3 @@ def header_safe(text: str) -> str:
 
 def _no_surrogate(char: str) -> str:
     return "\ufffd" if "\ud800" <= char <= "\udfff" else char
-
-
-def datetime_value(at: datetime, device: Device) -> str:
-    """`$DateTime$`: `at` in `device.timezone`, formatted by `device.datetime_format` (a naive
-    `at` is taken as UTC)."""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return at.astimezone(ZoneInfo(device.timezone)).strftime(device.datetime_format)
-
-
-def templates_for(settings: Settings, kind: str) -> tuple[str, str]:
-    """The saved (subject, body) templates for a kind of mail (one of KINDS)."""
-    if kind == "call":
-        return settings.email_on_call.subject, settings.email_on_call.body
-    if kind == "access":
-        return settings.email_on_access.subject, settings.email_on_access.body
-    if kind in ("sip_registration_lost", "device_rebooted", "tamper"):
-        message = getattr(settings.email_on_event, kind)
-        return str(message.subject), str(message.body)
-    raise ValueError(f"kind must be one of {', '.join(KINDS)}")
-
-
-# Values for GET /api/templates/preview: the placeholders each kind of mail knows, with typical
-# content. DeviceName and DateTime are replaced by the device's own at preview time.
-SAMPLE_VALUES: dict[str, dict[str, str]] = {
-    "call": {
-        "User": "Alice Novak",
-        "DateTime": "2024-05-17 14:03:27",
-        "DialNumber": "101",
-        "DeviceName": "doormail",
-    },
-    "access": {
-        "User": "Alice Novak",
-        "DateTime": "2024-05-17 14:03:27",
-        "DeviceName": "doormail",
-        "AuthId": "0012AB34CD",
-        "AuthIdType": "Card",
-        "AuthIdValid": "Valid",
-    },
-    "sip_registration_lost": {
-        "User": "",
-        "DateTime": "2024-05-17 14:03:27",
-        "DeviceName": "doormail",
-    },
-    "device_rebooted": {"User": "", "DateTime": "2024-05-17 14:03:27", "DeviceName": "doormail"},
-    "tamper": {"User": "", "DateTime": "2024-05-17 14:03:27", "DeviceName": "doormail"},
-}

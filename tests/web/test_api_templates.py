@@ -7,7 +7,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from doormail.templates import KINDS
+from doormail.placeholders import KINDS
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -3,7 +3,6 @@ subject and body rendered with sample values, as the recipient would see them.""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -12,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from doormail.compose import html_document, text_body
+from doormail.placeholders import preview_values, template_kind, templates_for
 from doormail.settings import MAX_BODY, MAX_SUBJECT, Settings
-from doormail.templates import KINDS, SAMPLE_VALUES, datetime_value, render, templates_for
+from doormail.templates import render
 from doormail.web.errors import ApiError
 from doormail.web.state import service_of
 
@@ -52,14 +52,14 @@ async def preview_posted(request: Request, given: PreviewRequest) -> dict[str, A
 def render_preview(
     settings: Settings, kind: str, subject: str | None, body: str | None
 ) -> dict[str, Any]:
-    """The preview of `kind` under `settings`, with the sample values of SAMPLE_VALUES and the
+    """The preview of `kind` under `settings`, with the placeholders' sample values and the
     device's own name and current time."""
-    if kind not in KINDS:
-        raise ApiError(422, "validation", f"must be one of {', '.join(KINDS)}", "kind")
-    saved_subject, saved_body = templates_for(settings, kind)
-    values = dict(SAMPLE_VALUES[kind])
-    values["DeviceName"] = settings.device.name
-    values["DateTime"] = datetime_value(datetime.fromtimestamp(time.time(), UTC), settings.device)
+    try:
+        known = template_kind(kind)
+    except ValueError as error:
+        raise ApiError(422, "validation", str(error), "kind") from None
+    saved_subject, saved_body = templates_for(settings, known)
+    values = preview_values(known, settings, datetime.now(UTC))
     rendered_subject = render(saved_subject if subject is None else subject, values, html=False)
     rendered_body = render(saved_body if body is None else body, values, html=True)
     return {
