@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any, Literal, get_args, get_origin
+
 import pytest
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from doormail import settings as model
 from doormail.settings import Settings, SettingsError, apply_patch, apply_replace
@@ -352,3 +357,88 @@ def test_a_url_shows_stars_for_any_password_it_holds(url: str, shown: str) -> No
     from doormail.destinations import mask_url
 
     assert mask_url(url) == shown
+
+
+def _leaves(section: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
+    """Every setting of a section as (dotted path, its field), sections opened."""
+    for name, info in section.model_fields.items():
+        path = prefix + (info.alias or name)
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            yield from _leaves(info.annotation, path + ".")
+        else:
+            yield path, info
+
+
+SETTINGS = dict(_leaves(Settings))
+
+
+@pytest.mark.parametrize("path", SETTINGS)
+def test_every_setting_has_a_label_and_a_one_line_help(path: str) -> None:
+    info = SETTINGS[path]
+    assert info.title, f"{path} has no title"
+    assert info.description and "\n" not in info.description, f"{path} has no one-line help"
+    described = model.describe(path)
+    assert described.title and described.description.endswith(".")
+
+
+@pytest.mark.parametrize(
+    "path", [p for p, info in SETTINGS.items() if get_origin(info.annotation) is Literal]
+)
+def test_every_choice_of_a_setting_has_the_manuals_name(path: str) -> None:
+    allowed = get_args(SETTINGS[path].annotation)
+    choices = model.describe(path).choices
+    assert tuple(value for value, _name in choices) == allowed
+    assert all(name != value for value, name in choices)
+
+
+@pytest.mark.parametrize(
+    ("path", "title"),
+    [
+        ("email_on_call.snapshots.attach", "Attach Snapshots"),
+        ("email_on_call.snapshots.count", "Number of Snapshots Attached"),
+        ("email_on_event.snapshots.attach", "Attach Camera Snapshots"),
+        ("email_on_event.snapshots.count", "Count of Snapshots to Be Attached"),
+        ("email_on_call.body", "Body"),
+        ("email_on_event.tamper.body", "E-Mail Body"),
+        ("email_on_event.sip_registration_lost.enabled", "SIP Registration Lost"),
+        ("email_on_event.device_rebooted.enabled", "Device Rebooted"),
+        ("email_on_event.tamper.enabled", "Tamper Switch Activation"),
+        ("email_on_event.tamper", "Tamper Activated Message"),
+    ],
+)
+def test_a_tab_words_a_shared_setting_as_the_manual_does_there(path: str, title: str) -> None:
+    assert model.describe(path).title == title
+
+
+@pytest.mark.parametrize(
+    "path", [path for path in SETTINGS if model.describe(path).minimum is not None]
+)
+def test_the_limits_a_form_is_given_are_those_the_model_enforces(path: str) -> None:
+    described = model.describe(path)
+    assert described.minimum is not None
+    bounds = [described.minimum] + ([described.maximum] if described.maximum is not None else [])
+    for value in bounds:
+        assert _with(path, value) is None
+    assert _with(path, described.minimum - 1) == path
+    if described.maximum is not None:
+        assert _with(path, described.maximum + 1) == path
+
+
+def _with(path: str, value: int) -> str | None:
+    """The field a patch setting `path` to `value` is refused for, or None when accepted."""
+    patch: dict[str, Any] = {}
+    node = patch
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    try:
+        apply_patch(Settings(), patch)
+    except SettingsError as error:
+        return error.field
+    return None
+
+
+def test_a_path_that_is_no_setting_is_named() -> None:
+    with pytest.raises(KeyError, match="nonsense"):
+        model.describe("smtp.nonsense")

@@ -5,9 +5,11 @@ does not know where it is stored."""
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -23,17 +25,6 @@ from pydantic import (
 
 from doormail import destinations
 
-RESOLUTIONS = (
-    "160x120",
-    "176x144",
-    "320x240",
-    "352x272",
-    "352x288",
-    "640x480",
-    "1280x720",
-    "1280x960",
-    "1920x1080",
-)
 Resolution = Literal[
     "160x120",
     "176x144",
@@ -45,6 +36,7 @@ Resolution = Literal[
     "1280x960",
     "1920x1080",
 ]
+RESOLUTIONS: tuple[str, ...] = get_args(Resolution)
 
 # The dotted paths of every write-only value. GET shows `<name>_set` instead of the value.
 SECRET_PATHS = (
@@ -123,18 +115,60 @@ def _at_most(limit: int) -> AfterValidator:
 AddressList = Annotated[str, AfterValidator(_address_list)]
 OptionalAddress = Annotated[str, AfterValidator(_optional_address)]
 SingleLine = Annotated[str, AfterValidator(_single_line)]
-SubjectTemplate = Annotated[str, _at_most(MAX_SUBJECT), AfterValidator(_single_line)]
-BodyTemplate = Annotated[str, _at_most(MAX_BODY)]
+SubjectTemplate = Annotated[
+    str,
+    _at_most(MAX_SUBJECT),
+    AfterValidator(_single_line),
+    Field(
+        title="Subject", description="The e-mail subject; placeholders are replaced before sending."
+    ),
+]
+BodyTemplate = Annotated[
+    str,
+    _at_most(MAX_BODY),
+    Field(title="Body", description="The text to be sent; HTML formatting marks may be used."),
+]
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
 
+# Every setting carries the manual's label as its `title` and a one-line help as its
+# `description`; the settings UI and the API's schema show them. Two more JSON Schema keys say
+# what a form needs beyond them: the manual's name for each choice of a setting, and how a tab
+# words the settings of a section it shares with other tabs (the same Snapshots, say).
+_CHOICES = "x-choices"
+_WORDED = "x-worded"
+
+
+def _choices(names: Mapping[str, str]) -> dict[str, Any]:
+    return {_CHOICES: dict(names)}
+
+
+def _worded(**wording: str | tuple[str, str]) -> dict[str, Any]:
+    """A label, or a label and its help, for settings of the section below, by key."""
+    worded: dict[str, dict[str, str]] = {}
+    for key, words in wording.items():
+        title, description = (words, None) if isinstance(words, str) else words
+        worded[key] = {"title": title} | ({"description": description} if description else {})
+    return {_WORDED: worded}
+
+
 class Device(_Section):
-    name: SingleLine = "doormail"
-    timezone: str = "UTC"
-    datetime_format: SingleLine = "%Y-%m-%d %H:%M:%S"
+    name: SingleLine = Field(
+        "doormail", title="Device Name", description="Intercom identification: $DeviceName$."
+    )
+    timezone: str = Field(
+        "UTC",
+        title="Time Zone",
+        description="IANA time zone for $DateTime$, e.g. Europe/Prague.",
+    )
+    datetime_format: SingleLine = Field(
+        "%Y-%m-%d %H:%M:%S",
+        title="Date and Time Format",
+        description="strftime codes for $DateTime$, e.g. %d.%m.%Y %H:%M.",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -154,36 +188,113 @@ class Device(_Section):
 
 
 class OAuth2(_Section):
-    token_url: str = ""
-    client_id: str = ""
-    client_secret: str = ""
-    refresh_token: str = ""
-    scope: str = ""
+    token_url: str = Field(
+        "", title="OAuth2 Token URL", description="Where access tokens are fetched."
+    )
+    client_id: str = Field(
+        "", title="OAuth2 Client ID", description="The registered application's ID."
+    )
+    client_secret: str = Field(
+        "", title="OAuth2 Client Secret", description="The application's secret."
+    )
+    refresh_token: str = Field(
+        "",
+        title="OAuth2 Refresh Token",
+        description="Exchanged for access tokens before they expire.",
+    )
+    scope: str = Field(
+        "", title="OAuth2 Scope", description="The scope asked for, if the provider needs one."
+    )
 
 
 class Dkim(_Section):
-    enabled: bool = False
-    domain: str = ""
-    selector: str = ""
-    private_key: str = ""
+    enabled: bool = Field(False, title="DKIM Signing", description="DKIM-sign each message.")
+    domain: str = Field("", title="DKIM Domain", description="The signing domain (d=).")
+    selector: str = Field("", title="DKIM Selector", description="The DNS selector (s=).")
+    private_key: str = Field(
+        "", title="DKIM Private Key", description="The PEM private key for the selector."
+    )
 
 
 class Smtp(_Section):
-    enabled: bool = False
-    server: SingleLine = ""
-    port: int = Field(25, ge=1, le=65535)
-    security: Literal["auto", "starttls", "tls", "none"] = "auto"
-    verify_certificate: bool = True
-    ca: Literal["system", "ca1", "ca2", "ca3"] = "system"
-    username: SingleLine = ""
-    password: str = ""
-    certificate: Literal["self-signed", "user1", "user2", "user3"] = "self-signed"
-    from_: OptionalAddress = Field("", alias="from")
-    deliver_in: int = Field(86400, ge=60, le=604800)
-    auth: Literal["password", "xoauth2"] = "password"
+    enabled: bool = Field(
+        False, title="SMTP Service Enabled", description="Enable or disable sending e-mails."
+    )
+    server: SingleLine = Field(
+        "", title="Server Address", description="The SMTP server's host name or IP address."
+    )
+    port: int = Field(
+        25,
+        ge=1,
+        le=65535,
+        title="Server Port",
+        description="The SMTP server port; typically 25, 587 for submission, 465 for implicit TLS.",
+    )
+    security: Literal["auto", "starttls", "tls", "none"] = Field(
+        "auto",
+        title="Security",
+        description="Auto: implicit TLS on port 465, otherwise STARTTLS when offered.",
+        json_schema_extra=_choices(
+            {
+                "auto": "Auto",
+                "starttls": "STARTTLS",
+                "tls": "Implicit TLS",
+                "none": "None (plain text)",
+            }
+        ),
+    )
+    verify_certificate: bool = Field(
+        True,
+        title="Verify Server Certificate",
+        description="Check the server's certificate and host name.",
+    )
+    ca: Literal["system", "ca1", "ca2", "ca3"] = Field(
+        "system",
+        title="CA Certificate",
+        description="The CA certificates the server's certificate is checked against.",
+        json_schema_extra=_choices({"system": "System", "ca1": "CA1", "ca2": "CA2", "ca3": "CA3"}),
+    )
+    username: SingleLine = Field(
+        "",
+        title="Username",
+        description="Login for SMTP authentication; leave empty if the server needs none.",
+    )
+    password: str = Field("", title="Password", description="The SMTP server login password.")
+    certificate: Literal["self-signed", "user1", "user2", "user3"] = Field(
+        "self-signed",
+        title="User Certificate",
+        description="The client certificate and key shown to the server (see Certificates).",
+        json_schema_extra=_choices(
+            {"self-signed": "SelfSigned", "user1": "User1", "user2": "User2", "user3": "User3"}
+        ),
+    )
+    from_: OptionalAddress = Field(
+        "",
+        alias="from",
+        title="From Address",
+        description="The sender address of every e-mail.",
+    )
+    deliver_in: int = Field(
+        86400,
+        ge=60,
+        le=604800,
+        title="Deliver In",
+        description="Seconds to keep retrying an unreachable server.",
+    )
+    auth: Literal["password", "xoauth2"] = Field(
+        "password",
+        title="Authentication",
+        description="Password, or OAuth 2.0 (XOAUTH2) for Microsoft 365 and Gmail.",
+        json_schema_extra=_choices({"password": "Password", "xoauth2": "OAuth 2.0 (XOAUTH2)"}),
+    )
     oauth2: OAuth2 = Field(default_factory=OAuth2)
     dkim: Dkim = Field(default_factory=Dkim)
-    max_message_bytes: int = Field(10_000_000, ge=100_000)
+    max_message_bytes: int = Field(
+        10_000_000,
+        ge=100_000,
+        title="Maximum Message Size",
+        description="Bytes; snapshots are scaled down, then dropped, to stay below it.",
+    )
 
     @field_validator("server")
     @classmethod
@@ -195,9 +306,24 @@ class Smtp(_Section):
 
 
 class Snapshots(_Section):
-    attach: bool = False
-    count: int = Field(1, ge=1, le=5)
-    resolution: Resolution = "640x480"
+    attach: bool = Field(
+        False,
+        title="Attach Snapshots",
+        description="Attach one or more camera snapshots taken during ringing or calling.",
+    )
+    count: int = Field(
+        1,
+        ge=1,
+        le=5,
+        title="Number of Snapshots Attached",
+        description="How many snapshots to attach to the e-mail message.",
+    )
+    resolution: Resolution = Field(
+        "640x480",
+        title="Snapshot Resolution",
+        description="The resolution of the images sent.",
+        json_schema_extra=_choices({r: r.replace("x", " × ") for r in RESOLUTIONS}),
+    )
 
 
 DEFAULT_CALL_SUBJECT = "$DeviceName$: call to $DialNumber$ at $DateTime$"
@@ -216,56 +342,131 @@ def _event_body(what: str) -> str:
 
 
 class EmailOnCall(_Section):
-    send: Literal["never", "any", "missed"] = "never"
-    default_to: AddressList = ""
+    send: Literal["never", "any", "missed"] = Field(
+        "never",
+        title="Send E-Mail to User at",
+        description="Which ended outgoing calls send an e-mail to the called user.",
+        json_schema_extra=_choices(
+            {
+                "never": "Do Not Send E-mail",
+                "any": "Any Outgoing Call",
+                "missed": "Missed Outgoing Call",
+            }
+        ),
+    )
+    default_to: AddressList = Field(
+        "",
+        title="Default To",
+        description="Used when the called user has no e-mail; several addresses separated by commas.",
+    )
     subject: SubjectTemplate = DEFAULT_CALL_SUBJECT
     body: BodyTemplate = DEFAULT_CALL_BODY
     snapshots: Snapshots = Field(default_factory=Snapshots)
 
 
 class EmailOnAccess(_Section):
-    send: Literal["never", "all", "denied"] = "never"
-    default_to: AddressList = ""
+    send: Literal["never", "all", "denied"] = Field(
+        "never",
+        title="Send E-Mail at",
+        description="Which access attempts send an e-mail.",
+        json_schema_extra=_choices(
+            {"never": "Do Not Send E-Mail", "all": "All Accesses", "denied": "Denied Accesses"}
+        ),
+    )
+    default_to: AddressList = Field(
+        "",
+        title="Default To",
+        description="For invalid identifiers and users without e-mail; addresses separated by commas.",
+    )
     subject: SubjectTemplate = DEFAULT_ACCESS_SUBJECT
     body: BodyTemplate = DEFAULT_ACCESS_BODY
     snapshots: Snapshots = Field(default_factory=Snapshots)
 
 
 class EventMessage(_Section):
-    enabled: bool = False
+    """One message of E-Mail on Event; the section holding it names it (see `EmailOnEvent`)."""
+
+    enabled: bool = Field(False, title="Send", description="Send this message.")
     subject: SubjectTemplate
-    body: BodyTemplate
+    body: BodyTemplate = Field(title="E-Mail Body")
+
+
+def _event_message(title: str, option: str, whenever: str, subject: str, what: str) -> Any:
+    """An E-Mail on Event message: the manual's title for it and the name of its option under
+    Send to E-Mail Address, when it is sent, and its default subject and body."""
+    return Field(
+        default_factory=lambda: EventMessage(subject=subject, body=_event_body(what)),
+        title=title,
+        description=f"The message sent whenever {whenever}.",
+        json_schema_extra=_worded(enabled=(option, f"Send a message whenever {whenever}.")),
+    )
 
 
 class EmailOnEvent(_Section):
-    to: AddressList = ""
-    sip_registration_lost: EventMessage = Field(
-        default_factory=lambda: EventMessage(
-            subject="$DeviceName$: SIP registration lost",
-            body=_event_body("the SIP registration was lost"),
-        )
+    to: AddressList = Field(
+        "",
+        title="Send to E-Mail Address",
+        description="Where the event messages go; several addresses separated by commas.",
     )
-    device_rebooted: EventMessage = Field(
-        default_factory=lambda: EventMessage(
-            subject="$DeviceName$: device restarted",
-            body=_event_body("the device was restarted"),
-        )
+    sip_registration_lost: EventMessage = _event_message(
+        "SIP Registration Lost Message",
+        "SIP Registration Lost",
+        "the SIP registration gets lost",
+        "$DeviceName$: SIP registration lost",
+        "the SIP registration was lost",
     )
-    tamper: EventMessage = Field(
-        default_factory=lambda: EventMessage(
-            subject="$DeviceName$: tamper switch activated",
-            body=_event_body("the tamper switch was activated"),
-        )
+    device_rebooted: EventMessage = _event_message(
+        "Device Restart Message",
+        "Device Rebooted",
+        "the device is restarted",
+        "$DeviceName$: device restarted",
+        "the device was restarted",
     )
-    snapshots: Snapshots = Field(default_factory=Snapshots)
+    tamper: EventMessage = _event_message(
+        "Tamper Activated Message",
+        "Tamper Switch Activation",
+        "the tamper switch is activated",
+        "$DeviceName$: tamper switch activated",
+        "the tamper switch was activated",
+    )
+    snapshots: Snapshots = Field(
+        default_factory=Snapshots,
+        json_schema_extra=_worded(
+            attach="Attach Camera Snapshots", count="Count of Snapshots to Be Attached"
+        ),
+    )
 
 
 class Camera(_Section):
-    source: Literal["none", "http", "mjpeg", "rtsp"] = "none"
-    url: SingleLine = ""
-    username: SingleLine = ""
-    password: str = ""
-    buffer_seconds: int = Field(30, ge=1, le=600)
+    source: Literal["none", "http", "mjpeg", "rtsp"] = Field(
+        "none",
+        title="Camera Source",
+        description="None sends an N/A image; HTTP fetches a snapshot URL; MJPEG and RTSP read a stream.",
+        json_schema_extra=_choices(
+            {
+                "none": "None",
+                "http": "HTTP snapshot",
+                "mjpeg": "MJPEG stream",
+                "rtsp": "RTSP stream",
+            }
+        ),
+    )
+    url: SingleLine = Field(
+        "",
+        title="Camera URL",
+        description="The snapshot URL (HTTP) or the stream URL (MJPEG, RTSP).",
+    )
+    username: SingleLine = Field(
+        "", title="Camera Username", description="Login for the camera, if it needs one."
+    )
+    password: str = Field("", title="Camera Password", description="The camera's password.")
+    buffer_seconds: int = Field(
+        30,
+        ge=1,
+        le=600,
+        title="Buffer Length",
+        description="Seconds of pictures kept, so snapshots can cover the ringing.",
+    )
 
     @model_validator(mode="after")
     def _url_for_source(self) -> Camera:
@@ -283,20 +484,40 @@ class Camera(_Section):
 
 
 class Limits(_Section):
-    per_recipient_per_hour: int = Field(0, ge=0)
-    access_denied_burst: int = Field(0, ge=0)
+    per_recipient_per_hour: int = Field(
+        0,
+        ge=0,
+        title="Mails per Recipient per Hour",
+        description="0 = no cap; above it, mails are held and sent as one digest each hour.",
+    )
+    access_denied_burst: int = Field(
+        0,
+        ge=0,
+        title="Denied Access Burst",
+        description="0 = off; after N denied accesses within a minute, one summary mail.",
+    )
 
 
 class Licensing(_Section):
-    enforce: bool = False
+    enforce: bool = Field(
+        False,
+        title="Enforce Licensing",
+        description="Mail only for devices with the Gold or Enhanced Integration license.",
+    )
 
 
 class Mqtt(_Section):
-    enabled: bool = False
-    url: str = "mqtt://127.0.0.1:1883"
-    topic: str = "doormail/+/events"
-    username: str = ""
-    password: str = ""
+    enabled: bool = Field(False, title="MQTT Enabled", description="Receive events over MQTT.")
+    url: str = Field(
+        "mqtt://127.0.0.1:1883", title="Broker URL", description="e.g. mqtt://127.0.0.1:1883."
+    )
+    topic: str = Field(
+        "doormail/+/events",
+        title="Topic",
+        description="Each message is one event; + matches the device.",
+    )
+    username: str = Field("", title="MQTT Username", description="Login for the broker, if needed.")
+    password: str = Field("", title="MQTT Password", description="The broker password.")
 
 
 class Sources(_Section):
@@ -306,12 +527,39 @@ class Sources(_Section):
 class Settings(_Section):
     """The whole configuration document of SPEC section 2."""
 
-    device: Device = Field(default_factory=Device)
-    smtp: Smtp = Field(default_factory=Smtp)
-    email_on_call: EmailOnCall = Field(default_factory=EmailOnCall)
-    email_on_access: EmailOnAccess = Field(default_factory=EmailOnAccess)
-    email_on_event: EmailOnEvent = Field(default_factory=EmailOnEvent)
-    camera: Camera = Field(default_factory=Camera)
+    device: Device = Field(
+        default_factory=Device,
+        title="Device",
+        description="The intercom identification and time used in the messages.",
+    )
+    smtp: Smtp = Field(
+        default_factory=Smtp,
+        title="SMTP",
+        description="Where and how the e-mails are sent. Apply & Test saves the settings and "
+        "sends a test e-mail.",
+    )
+    email_on_call: EmailOnCall = Field(
+        default_factory=EmailOnCall,
+        title="E-Mail on Call",
+        description="An e-mail after every outgoing call, sent when the connection is terminated.",
+    )
+    email_on_access: EmailOnAccess = Field(
+        default_factory=EmailOnAccess,
+        title="E-Mail on Access",
+        description="An e-mail when a card, Bluetooth or fingerprint identification is made at "
+        "the reader.",
+    )
+    email_on_event: EmailOnEvent = Field(
+        default_factory=EmailOnEvent,
+        title="E-Mail on Event",
+        description="An e-mail when the SIP registration gets lost, the device is rebooted or "
+        "the tamper switch is activated.",
+    )
+    camera: Camera = Field(
+        default_factory=Camera,
+        title="Camera",
+        description="Where the snapshots attached to the e-mails come from.",
+    )
     limits: Limits = Field(default_factory=Limits)
     licensing: Licensing = Field(default_factory=Licensing)
     sources: Sources = Field(default_factory=Sources)
@@ -358,6 +606,61 @@ class Settings(_Section):
             _parent(doc, path).pop(path[-1])
         _mask_urls(doc)
         return doc
+
+
+@dataclass(frozen=True)
+class Described:
+    """What the model says about one setting (or section), for a form that shows it: the
+    manual's label, a one-line help, its JSON Schema type, its limits, and each allowed value
+    with the manual's name for it."""
+
+    title: str
+    description: str
+    type: str
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple[tuple[str, str], ...] = ()
+
+
+def describe(path: str) -> Described:
+    """The description of the setting at a dotted path (`smtp.port`, `email_on_event.snapshots
+    .count`), as the API's JSON Schema states it; KeyError names a path without a description."""
+    schema = _schema()
+    node: Mapping[str, Any] = schema
+    worded: Mapping[str, Any] = {}
+    for key in path.split("."):
+        properties = _resolved(node, schema).get("properties", {})
+        if key not in properties:
+            raise KeyError(f"{path}: {key} is not a setting")
+        node = {**properties[key], **worded.get(key, {})}
+        worded = node.get(_WORDED, {})
+    # A section's title may be left to the definition it refers to (when the two are equal).
+    resolved = _resolved(node, schema)
+    title = node.get("title", resolved.get("title"))
+    if title is None or "description" not in node:
+        raise KeyError(f"{path} has no title and description in the settings model")
+    names = node.get(_CHOICES, {})
+    return Described(
+        title=title,
+        description=node["description"],
+        type=resolved.get("type", "object"),
+        minimum=resolved.get("minimum"),
+        maximum=resolved.get("maximum"),
+        choices=tuple((value, names.get(value, value)) for value in resolved.get("enum", ())),
+    )
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return Settings.model_json_schema()
+
+
+def _resolved(node: Mapping[str, Any], schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`node`, or the definition its `$ref` points to."""
+    reference = node.get("$ref")
+    if reference is None:
+        return node
+    return schema["$defs"][reference.removeprefix("#/$defs/")]  # type: ignore[no-any-return]
 
 
 def _mask_urls(doc: dict[str, Any]) -> None:

@@ -14,23 +14,26 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 from starlette.templating import Jinja2Templates
 
+from doormail.web.ui_fields import SETTINGS_TABS
+
 HERE = Path(__file__).parent
 CSRF_FIELD = "csrf_token"
 # Uploaded files (a CSV users list, PEM certificates) and pasted text are read up to this size;
 # a caller sees MAX_UPLOAD + 1 bytes when there was more.
 MAX_UPLOAD = 16 * 1024 * 1024
 
+
+def _settings_tab(slug: str) -> tuple[str, str]:
+    return f"/{slug}", SETTINGS_TABS[slug].title
+
+
 # The tabs in the manual's order, then doormail's own; (path, title).
 NAVIGATION = (
-    ("/smtp", "SMTP"),
-    ("/email-on-call", "E-Mail on Call"),
-    ("/email-on-access", "E-Mail on Access"),
-    ("/email-on-event", "E-Mail on Event"),
-    ("/camera", "Camera"),
+    *map(_settings_tab, ("smtp", "email-on-call", "email-on-access", "email-on-event", "camera")),
     ("/certificates", "Certificates"),
     ("/users", "Users"),
     ("/outbox", "Outbox"),
-    ("/device", "Device"),
+    _settings_tab("device"),
 )
 
 # Pages load nothing from elsewhere (intercoms sit on closed networks) and run no inline script;
