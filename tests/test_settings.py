@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, Literal, get_args, get_origin
 
 import pytest
-from pydantic import BaseModel
-from pydantic.fields import FieldInfo
 
 from doormail import settings as model
 from doormail.settings import Settings, SettingsError, apply_patch, apply_replace
+from tests.settings_paths import SETTINGS
 
 
 def error_field(patch: dict[str, object]) -> str:
@@ -357,19 +355,6 @@ def test_a_url_shows_stars_for_any_password_it_holds(url: str, shown: str) -> No
     from doormail.destinations import mask_url
 
     assert mask_url(url) == shown
-
-
-def _leaves(section: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
-    """Every setting of a section as (dotted path, its field), sections opened."""
-    for name, info in section.model_fields.items():
-        path = prefix + (info.alias or name)
-        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-            yield from _leaves(info.annotation, path + ".")
-        else:
-            yield path, info
-
-
-SETTINGS = dict(_leaves(Settings))
 
 
 @pytest.mark.parametrize("path", SETTINGS)

@@ -17,6 +17,7 @@ from doormail.settings import Device, EmailOnAccess, EmailOnCall, EventMessage, 
 
 __all__ = [
     "AUTH_ID_TYPES",
+    "DEVICE_EVENT_KINDS",
     "KINDS",
     "PLACEHOLDERS",
     "TEMPLATE_SECTIONS",
@@ -46,8 +47,14 @@ TEMPLATE_SECTIONS: Mapping[Kind, str] = {
     "tamper": "email_on_event.tamper",
 }
 KINDS: tuple[Kind, ...] = tuple(TEMPLATE_SECTIONS)
+# The manual's name for each device event's message, which is also its kind of mail.
+DEVICE_EVENT_KINDS: Mapping[str, Kind] = {
+    "sip.registration_lost": "sip_registration_lost",
+    "device.rebooted": "device_rebooted",
+    "tamper.activated": "tamper",
+}
 _EVERY_KIND: frozenset[Kind] = frozenset(get_args(Kind))
-_DEVICE_EVENTS: frozenset[Kind] = frozenset({"sip_registration_lost", "device_rebooted", "tamper"})
+_DEVICE_EVENTS: frozenset[Kind] = frozenset(DEVICE_EVENT_KINDS.values())
 
 AUTH_ID_TYPES = {"card": "Card", "bluetooth": "Bluetooth", "fingerprint": "Fingerprint"}
 

@@ -19,16 +19,9 @@ from doormail.events import (
     SipRegistrationLost,
     TamperActivated,
 )
-from doormail.placeholders import Context, Kind
-from doormail.placeholders import device_name as device_name
+from doormail.placeholders import DEVICE_EVENT_KINDS, Context, Kind
+from doormail.placeholders import device_name as device_name  # calls are remembered by it
 from doormail.settings import EventMessage, Settings, Snapshots, split_addresses
-
-# The manual's name for each device event's message, which is also its kind of mail.
-DEVICE_EVENT_KINDS: dict[str, Kind] = {
-    "sip.registration_lost": "sip_registration_lost",
-    "device.rebooted": "device_rebooted",
-    "tamper.activated": "tamper",
-}
 
 NO_RECIPIENT = "no recipient"
 SMTP_DISABLED = "smtp.enabled is false"

@@ -7,31 +7,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
 from doormail import placeholders
 from doormail.settings import SECRET_PATHS, Settings, apply_patch, describe
 from doormail.web.ui_common import NAVIGATION
 from doormail.web.ui_fields import SETTINGS_TABS, patch_from_form, shown_values
+from tests.settings_paths import SETTINGS
 
 SECTIONS = ("smtp", "email_on_call", "email_on_access", "email_on_event", "camera", "device")
 FIELDS = {f.path: f for tab in SETTINGS_TABS.values() for f in tab.fields}
 
 
-def settings_paths(section: type[BaseModel] = Settings, prefix: str = "") -> list[str]:
-    paths: list[str] = []
-    for name, info in section.model_fields.items():
-        path = prefix + (info.alias or name)
-        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-            paths.extend(settings_paths(info.annotation, path + "."))
-        else:
-            paths.append(path)
-    return paths
-
-
 def test_every_setting_is_on_one_tab() -> None:
     shown = [f.path for tab in SETTINGS_TABS.values() for f in tab.fields]
-    assert sorted(shown) == sorted(settings_paths())
+    assert sorted(shown) == sorted(SETTINGS)
 
 
 @pytest.mark.parametrize("path", FIELDS)
