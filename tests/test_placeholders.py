@@ -12,6 +12,7 @@ from doormail import placeholders
 from doormail.directory import User
 from doormail.events import Access, CallEnded, parse_event
 from doormail.placeholders import (
+    DEVICE_EVENT_KINDS,
     KINDS,
     PLACEHOLDERS,
     Context,
@@ -158,14 +159,7 @@ def test_an_access_for_a_user_id_not_in_the_users_list_shows_that_id() -> None:
 # --- E-Mail on Event and mail sent on demand ----------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("event_type", "kind"),
-    [
-        ("sip.registration_lost", "sip_registration_lost"),
-        ("device.rebooted", "device_rebooted"),
-        ("tamper.activated", "tamper"),
-    ],
-)
+@pytest.mark.parametrize(("event_type", "kind"), DEVICE_EVENT_KINDS.items())
 def test_a_device_event_calls_nobody_so_the_user_is_empty(event_type: str, kind: Kind) -> None:
     event = parse_event({"type": event_type, "at": AT.isoformat()})
     assert values(Context(kind, SETTINGS, AT, event)) == {

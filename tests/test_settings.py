@@ -411,12 +411,9 @@ def test_the_limits_a_form_is_given_are_those_the_model_enforces(path: str) -> N
 
 def _with(path: str, value: int) -> str | None:
     """The field a patch setting `path` to `value` is refused for, or None when accepted."""
-    patch: dict[str, Any] = {}
-    node = patch
-    *parents, last = path.split(".")
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[last] = value
+    patch: Any = value
+    for key in reversed(path.split(".")):
+        patch = {key: patch}
     try:
         apply_patch(Settings(), patch)
     except SettingsError as error:
