@@ -19,6 +19,7 @@ from doormail.delivery.errors import (
     DeliveryError,
     PermanentDeliveryError,
     SmtpReply,
+    Stage,
     TemporaryDeliveryError,
     from_exception,
 )
@@ -89,7 +90,7 @@ class SmtpSession:
         self._client: aiosmtplib.SMTP | None = None
         # Set when the server offers PIPELINING: messages then go through it, not aiosmtplib.
         self._pipeline: PipelinedConnection | None = None
-        self._stage = "connecting"
+        self._stage: Stage = "connecting"
         self._encrypted = False
         # A transaction that failed midway leaves MAIL/RCPT state on the server: RSET first.
         self._unfinished = False
