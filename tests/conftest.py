@@ -1,5 +1,6 @@
 """Shared fixtures: a service on a temporary data folder, an authenticated API client, the
-SMTP lab's coordinates, and a real `doormail serve` process for end-to-end tests."""
+SMTP lab's coordinates, a real `doormail serve` process for end-to-end tests, and a database
+that is SQLite in one run of a test and PostgreSQL in the other."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -19,13 +21,19 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 
 from doormail.app import Paths, Service, build_service
 from doormail.camera import Snapshots
 from doormail.camera.service import CameraService
+from doormail.store import metadata, open_engine, upgrade
 from doormail.web.app import create_app
 
 ADMIN_PASSWORD = "test-admin-password"
+POSTGRES_URL = os.environ.get(
+    "DOORMAIL_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres"
+)
 
 
 def require_service(what: str) -> None:
@@ -233,3 +241,40 @@ def running(tmp_path: Path) -> Iterator[RunningService]:
         yield served
     finally:
         served.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres_engine() -> Iterator[Engine]:
+    """A database of its own on the PostgreSQL server, dropped afterwards."""
+    name = f"doormail_test_{uuid.uuid4().hex[:12]}"
+    admin = open_engine(POSTGRES_URL)
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception:  # no server, no rights: the same answer for the test
+        admin.dispose()
+        require_service(f"PostgreSQL at {POSTGRES_URL}")
+    engine = open_engine(make_url(POSTGRES_URL).set(database=name).render_as_string(False))
+    upgrade(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    """An empty, migrated database: SQLite in a temporary folder, or PostgreSQL."""
+    if request.param == "sqlite":
+        built = open_engine(f"sqlite:///{tmp_path / 'doormail.sqlite3'}")
+        upgrade(built)
+        return built
+    shared: Engine = request.getfixturevalue("postgres_engine")
+    with shared.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            if table.name != "alembic_version":
+                connection.execute(table.delete())
+    return shared

@@ -108,7 +108,8 @@ def _queue(
         )
         for recipient in _unique(order.recipients)
     ]
-    return service.outbox.enqueue_committed(messages, settings.smtp.deliver_in, now)
+    with service.engine.begin() as connection:
+        return service.queue.enqueue(connection, messages, settings.smtp.deliver_in, now)
 
 
 def _unique(addresses: Sequence[str]) -> list[str]:

@@ -20,7 +20,7 @@ from doormail.delivery.worker import DeliveryWorker
 from doormail.directory import Directory
 from doormail.intake import Intake
 from doormail.metrics import Metrics
-from doormail.outbox import Outbox
+from doormail.outbox import Admin, Queue
 from doormail.store import open_engine
 from doormail.store.engine import sqlite_url
 from doormail.store.settings_store import SettingsStore
@@ -55,7 +55,8 @@ class Service:
     certificates: Certificates
     directory: Directory
     metrics: Metrics
-    outbox: Outbox
+    outbox: Admin
+    queue: Queue
     worker: DeliveryWorker
     smtp_tests: SmtpTests = field(init=False)  # Apply & Test runs, built from the parts above
     intake: Intake = field(init=False)  # events in, mails queued: built from the parts above
@@ -77,9 +78,10 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
     settings = SettingsStore(engine)
     certificates = Certificates(engine, paths.data_dir)
     metrics = Metrics()
-    outbox = Outbox(engine, metrics=metrics)
+    outbox = Admin(engine)
+    queue = Queue(engine, metrics=metrics)
     metrics.watch_outbox(outbox.counts)
-    worker = DeliveryWorker(outbox, lambda: settings.load().smtp, certificates.tls_context)
+    worker = DeliveryWorker(queue, lambda: settings.load().smtp, certificates.tls_context)
     service = Service(
         paths=paths,
         engine=engine,
@@ -90,6 +92,7 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
         directory=Directory(engine),
         metrics=metrics,
         outbox=outbox,
+        queue=queue,
         worker=worker,
     )
     service.smtp_tests = SmtpTests(settings, certificates.tls_context, service.camera)

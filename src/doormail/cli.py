@@ -351,7 +351,7 @@ def outbox_command(
 ) -> None:
     """The outbox as a table, newest first."""
     try:
-        page = _service(data, database).outbox.list(status, limit)
+        page = _service(data, database).outbox.page(status, limit)
     except OutboxError as error:
         raise _fail(f"--{error.field}: {error.message}") from None
     console.print(outbox_table(page.items))

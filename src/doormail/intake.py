@@ -20,7 +20,7 @@ from doormail.camera import Snapshots
 from doormail.compose import compose
 from doormail.events import CallEnded, CallRinging, Event, parse_events
 from doormail.mail import OutgoingMessage
-from doormail.outbox import Outbox
+from doormail.outbox import Queue
 from doormail.settings import Settings
 from doormail.store import reading, tables
 
@@ -82,7 +82,7 @@ class Intake:
             prepared = _Prepared(event, event.id or uuid.uuid4().hex, settings, decision)
             if any(mail.snapshots.attach for mail in decision.mails):
                 return prepared
-            return _store(connection, self._service.outbox, prepared, {}), True
+            return _store(connection, self._service.queue, prepared, {}), True
 
     def _store(
         self, prepared: _Prepared, snapshots: dict[tuple[Any, ...], Snapshots]
@@ -92,7 +92,7 @@ class Intake:
                 earlier = _earlier_result(connection, prepared.event_id)
                 if earlier is not None:
                     return earlier, False
-                return _store(connection, self._service.outbox, prepared, snapshots), True
+                return _store(connection, self._service.queue, prepared, snapshots), True
         except IntegrityError:
             # The same event id arrived twice at once (PostgreSQL does not serialize the check
             # above); the other one's mails are the ones queued.
@@ -118,7 +118,7 @@ class Intake:
 
 def _store(
     connection: Connection,
-    outbox: Outbox,
+    outbox: Queue,
     prepared: _Prepared,
     snapshots: dict[tuple[Any, ...], Snapshots],
 ) -> Result:

@@ -43,7 +43,17 @@ _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 # Where in a session something went wrong; `unknown` is an error the session did not classify.
 Stage = Literal[
-    "resolving", "connecting", "tls", "ehlo", "auth", "rset", "mail", "rcpt", "data", "reply", "unknown"
+    "resolving",
+    "connecting",
+    "tls",
+    "ehlo",
+    "auth",
+    "rset",
+    "mail",
+    "rcpt",
+    "data",
+    "reply",
+    "unknown",
 ]
 # What a failure is about, as Postfix tells them apart: the session (server down, TLS, AUTH:
 # every mail waiting for this server shares it, and is tried again later), the message (a

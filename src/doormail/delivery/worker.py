@@ -23,7 +23,7 @@ from doormail.delivery.session import (
     SmtpSession,
     TemporaryDeliveryError,
 )
-from doormail.outbox import Claimed, Outbox, Outcome
+from doormail.outbox import Claimed, Outcome, Queue
 from doormail.settings import Smtp
 
 log = logging.getLogger("doormail.delivery")
@@ -60,7 +60,7 @@ class _Recorder:
     transaction: a fast server is not held up by the disk once per mail, and a lone mail is
     recorded within `delay` seconds."""
 
-    def __init__(self, outbox: Outbox, owner: str, *, batch: int = 64, delay: float = 0.01) -> None:
+    def __init__(self, outbox: Queue, owner: str, *, batch: int = 64, delay: float = 0.01) -> None:
         self._outbox = outbox
         self._owner = owner
         self._batch = batch
@@ -159,7 +159,7 @@ class DeliveryWorker:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: Queue,
         smtp_settings: Callable[[], Smtp],
         tls_context: TlsContextFactory,
         *,
