@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from doormail.app import Paths, Service, build_service
-from doormail.directory import User
 from doormail.settings import apply_patch
+from doormail.users.model import User
 
 EVENTS = 2000
 CONFIG: dict[str, Any] = {
@@ -48,7 +48,7 @@ def event(index: int, user_count: int, rng: random.Random) -> dict[str, Any]:
 def service_with(user_count: int, folder: Path) -> Service:
     service = build_service(Paths.resolve(str(folder / "data")))
     service.settings.save(apply_patch(service.settings.load(), CONFIG))
-    service.directory.import_users(users(user_count))
+    service.users.import_users(users(user_count))
     return service
 
 

@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from doormail.app import Service
-from doormail.directory import User
 from doormail.events import EventError
 from doormail.settings import apply_patch
 from doormail.store import tables
+from doormail.users.model import User
 from tests.conftest import RecordingCamera
 
 CONFIG: dict[str, Any] = {
@@ -29,7 +29,7 @@ CONFIG: dict[str, Any] = {
 @pytest.fixture
 def configured(service: Service) -> Service:
     service.settings.save(apply_patch(service.settings.load(), CONFIG))
-    service.directory.create(
+    service.users.create(
         User(
             id="u-alice", name="Alice", email="alice@example.com, a@work.example", numbers=("101",)
         )

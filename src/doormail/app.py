@@ -17,13 +17,13 @@ from doormail.camera.service import CameraService
 from doormail.certificates import Certificates
 from doormail.delivery.apply_test import SmtpTests
 from doormail.delivery.worker import DeliveryWorker
-from doormail.directory import Directory
 from doormail.intake import Intake
 from doormail.metrics import Metrics
 from doormail.outbox import Admin, Queue
 from doormail.store import open_engine
 from doormail.store.engine import sqlite_url
 from doormail.store.settings_store import SettingsStore
+from doormail.users.store import UserStore
 
 DEFAULT_DATA = "./doormail-data"
 DEFAULT_LISTEN = "127.0.0.1:8480"
@@ -53,7 +53,7 @@ class Service:
     accounts: Accounts
     camera: CameraService
     certificates: Certificates
-    directory: Directory
+    users: UserStore
     metrics: Metrics
     outbox: Admin
     queue: Queue
@@ -89,7 +89,7 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
         accounts=Accounts(engine),
         camera=CameraService(settings.load),
         certificates=certificates,
-        directory=Directory(engine),
+        users=UserStore(engine),
         metrics=metrics,
         outbox=outbox,
         queue=queue,

@@ -212,14 +212,14 @@ def users_import(
     database: DatabaseOption = None,
 ) -> None:
     """Create or replace the users in FILE: all or nothing, every bad line reported."""
-    from doormail.directory import CsvError
+    from doormail.users.csv import CsvError
 
     try:
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise _fail(f"cannot read {file}: {error}") from None
     try:
-        count = _service(data, database).directory.import_csv(text, replace_all=replace)
+        count = _service(data, database).users.import_csv(text, replace_all=replace)
     except CsvError as error:
         for problem in error.problems:
             line = f"{file}:{problem.line}: {problem.column}: {problem.message}"
@@ -231,7 +231,7 @@ def users_import(
 @users_cli.command("export")
 def users_export(data: DataOption = None, database: DatabaseOption = None) -> None:
     """Print the users list as CSV."""
-    sys.stdout.write(_service(data, database).directory.export_csv())
+    sys.stdout.write(_service(data, database).users.export_csv())
 
 
 def event_fields(args: list[str]) -> dict[str, Any]:

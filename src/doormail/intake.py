@@ -77,7 +77,7 @@ class Intake:
                 if earlier is not None:
                     return earlier, False
             ringing_at = _ringing_at(connection, event, settings)
-            users = self._service.directory.on(connection)
+            users = self._service.users.on(connection)
             decision = rules.decide(event, settings, users, ringing_at=ringing_at)
             prepared = _Prepared(event, event.id or uuid.uuid4().hex, settings, decision)
             if any(mail.snapshots.attach for mail in decision.mails):

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from doormail.directory import User, UserLookup
 from doormail.events import (
     Access,
     CallEnded,
@@ -20,6 +19,7 @@ from doormail.events import (
 )
 from doormail.settings import EventMessage, Settings, Snapshots, split_addresses
 from doormail.templates import datetime_value
+from doormail.users.model import User, UserLookup
 
 AUTH_ID_TYPES = {"card": "Card", "bluetooth": "Bluetooth", "fingerprint": "Fingerprint"}
 # The manual's name for each device event's message, which is also its kind of mail.

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from doormail.app import Service
-from doormail.directory import User
 from doormail.settings import apply_patch
+from doormail.users.model import User
 from tests.conftest import ADMIN_PASSWORD, RecordingCamera, free_port
 
 NATIVE = "/api/actions/send-email"
@@ -36,10 +36,10 @@ def enabled(service: Service, camera: RecordingCamera) -> Service:
         },
     }
     service.settings.save(apply_patch(service.settings.load(), config))
-    service.directory.create(
+    service.users.create(
         User(id="u-alice", name="Alice <Novak>", email="alice@example.com, a@work.example")
     )
-    service.directory.create(User(id="u-bob", name="Bob"))
+    service.users.create(User(id="u-bob", name="Bob"))
     return service
 
 

@@ -78,7 +78,7 @@ async def send_email_action(request: Request, order: SendEmailRequest) -> dict[s
     recipients = list(order.to)
     user_name: str | None = None
     if order.user is not None:
-        user = await run_in_threadpool(service.directory.by_id, order.user)
+        user = await run_in_threadpool(service.users.by_id, order.user)
         if user is None:
             raise ApiError(404, "not_found", f"no user has the id {order.user!r}", "user")
         if not user.addresses:
