@@ -432,6 +432,8 @@ def _certificate_names(client: aiosmtplib.SMTP) -> str | None:
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     if not der:
         return None
-    from doormail.pem import names  # the X.509 library, only once a server has shown one
+    from doormail.certificates.pem import (
+        names,  # the X.509 library, only once a server has shown one
+    )
 
     return names(der)
