@@ -25,7 +25,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from doormail.app import Paths, Service, build_service
-from doormail.camera import Snapshots
+from doormail.camera import Pictures
 from doormail.camera.service import CameraService
 from doormail.store import metadata, open_engine, upgrade
 from doormail.web.app import create_app
@@ -78,7 +78,7 @@ class RecordingCamera(CameraService):
 
     async def snapshots(
         self, start: float, end: float, count: int, width: int, height: int
-    ) -> Snapshots:
+    ) -> Pictures:
         self.asked.append((start, end, count, width, height))
         return await super().snapshots(start, end, count, width, height)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from doormail.camera import Snapshots
+from doormail.camera import Pictures
 from doormail.compose import compose
 from doormail.outbox import OutboxItem
 from doormail.settings import Settings
@@ -66,7 +66,7 @@ async def send_email(service: Service, order: SendEmail) -> Queued:
     if not settings.smtp.enabled:
         raise SmtpDisabled()
     now = time.time()
-    snapshots = Snapshots([])
+    snapshots = Pictures([])
     if order.snapshots > 0:
         snapshots = await service.camera.snapshots(
             now - order.time_span, now, order.snapshots, order.width, order.height
@@ -83,7 +83,7 @@ def _queue(
     order: SendEmail,
     event_id: str,
     now: float,
-    snapshots: Snapshots,
+    snapshots: Pictures,
 ) -> list[OutboxItem]:
     at = datetime.fromtimestamp(now, UTC)
     values = {"DeviceName": settings.device.name, "DateTime": datetime_value(at, settings.device)}

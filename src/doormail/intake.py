@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from doormail import rules, templates
-from doormail.camera import Snapshots
+from doormail.camera import Pictures
 from doormail.compose import compose
 from doormail.events import CallEnded, CallRinging, Event, parse_events
 from doormail.mail import OutgoingMessage
@@ -85,7 +85,7 @@ class Intake:
             return _store(connection, self._service.queue, prepared, {}), True
 
     def _store(
-        self, prepared: _Prepared, snapshots: dict[tuple[Any, ...], Snapshots]
+        self, prepared: _Prepared, snapshots: dict[tuple[Any, ...], Pictures]
     ) -> tuple[Result, bool]:
         try:
             with self._service.engine.begin() as connection:
@@ -102,10 +102,10 @@ class Intake:
                 raise
             return earlier, False
 
-    async def _snapshots(self, mails: Sequence[rules.Mail]) -> dict[tuple[Any, ...], Snapshots]:
+    async def _snapshots(self, mails: Sequence[rules.Mail]) -> dict[tuple[Any, ...], Pictures]:
         """One set of snapshots per span and setting (every recipient of an event sees the same
         pictures), only for the tabs that attach them."""
-        taken: dict[tuple[Any, ...], Snapshots] = {}
+        taken: dict[tuple[Any, ...], Pictures] = {}
         for mail in mails:
             key = _snapshot_key(mail)
             if mail.snapshots.attach and key not in taken:
@@ -120,7 +120,7 @@ def _store(
     connection: Connection,
     outbox: Queue,
     prepared: _Prepared,
-    snapshots: dict[tuple[Any, ...], Snapshots],
+    snapshots: dict[tuple[Any, ...], Pictures],
 ) -> Result:
     """Queue the event's mails and record the event with its result, in the caller's
     transaction."""
@@ -152,7 +152,7 @@ def _snapshot_key(mail: rules.Mail) -> tuple[Any, ...]:
     return (mail.span, mail.snapshots.count, mail.snapshots.resolution)
 
 
-def _message(prepared: _Prepared, mail: rules.Mail, snapshots: Snapshots | None) -> OutgoingMessage:
+def _message(prepared: _Prepared, mail: rules.Mail, snapshots: Pictures | None) -> OutgoingMessage:
     """Render the mail's templates and build its message."""
     return compose(
         settings=prepared.settings,

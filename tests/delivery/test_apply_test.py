@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from doormail.app import Service
-from doormail.camera import NoCamera
 from doormail.delivery.apply_test import SmtpTests
 from doormail.settings import SettingsError
+from tests.camera.fakes import NoCamera
 from tests.conftest import free_port
 
 

@@ -17,7 +17,6 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from doormail.app import Service
-from doormail.camera import NoCamera
 from doormail.delivery.apply_test import SmtpTests
 from doormail.delivery.oauth2 import OAuth2Tokens
 from doormail.delivery.session import (
@@ -26,6 +25,7 @@ from doormail.delivery.session import (
     TemporaryDeliveryError,
 )
 from doormail.settings import OAuth2, Smtp, apply_patch
+from tests.camera.fakes import NoCamera
 from tests.conftest import free_port
 
 

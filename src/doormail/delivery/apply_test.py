@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from doormail import settings as model
-from doormail.camera import Snapshots
+from doormail.camera import Pictures
 from doormail.certificates import CertificateError
 from doormail.compose import compose
 from doormail.delivery.errors import DeliveryError
@@ -50,7 +50,7 @@ class TooManyRuns(Exception):
 class SnapshotSource(Protocol):
     async def snapshots(
         self, start: float, end: float, count: int, width: int, height: int
-    ) -> Snapshots: ...
+    ) -> Pictures: ...
 
 
 class SettingsSource(Protocol):
