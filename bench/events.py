@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from doormail.app import Paths, Service, build_service
+from doormail.events import parse_event
 from doormail.settings import apply_patch
 from doormail.users.model import User
 
@@ -55,11 +56,11 @@ def service_with(user_count: int, folder: Path) -> Service:
 async def measure(service: Service, user_count: int) -> float:
     rng = random.Random(7)
     for index in range(50):  # warm-up
-        await service.intake.handle(event(index, user_count, rng))
+        await service.intake.submit(parse_event(event(index, user_count, rng)))
     started = time.perf_counter()
     for index in range(EVENTS):
-        [reply] = await service.intake.handle(event(index, user_count, rng))
-        assert reply["emails"], reply
+        reply = await service.intake.submit(parse_event(event(index, user_count, rng)))
+        assert reply.emails, reply
     return EVENTS / (time.perf_counter() - started)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,9 +26,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from doormail.app import Paths, Service, build_service
-from doormail.camera import Pictures
+from doormail.camera import Pictures, SnapshotSource
 from doormail.camera.service import CameraService
+from doormail.settings import apply_patch
 from doormail.store import metadata, open_engine, upgrade
+from doormail.users.model import User
 from doormail.web.app import create_app
 
 ADMIN_PASSWORD = "test-admin-password"
@@ -68,26 +71,48 @@ def service(data_dir: Path) -> Service:
     return built
 
 
-class RecordingCamera(CameraService):
-    """The service's camera (here without a source: N/A images), remembering what it was
-    asked for."""
+class RecordingCamera:
+    """A camera that remembers what it was asked for and answers as `camera` does."""
 
-    def __init__(self, service: Service) -> None:
-        super().__init__(service.settings.load)
+    def __init__(self, camera: SnapshotSource) -> None:
+        self._camera = camera
         self.asked: list[tuple[float, float, int, int, int]] = []
 
     async def snapshots(
         self, start: float, end: float, count: int, width: int, height: int
     ) -> Pictures:
         self.asked.append((start, end, count, width, height))
-        return await super().snapshots(start, end, count, width, height)
+        return await self._camera.snapshots(start, end, count, width, height)
 
 
 @pytest.fixture
-def camera(service: Service) -> RecordingCamera:
-    recording = RecordingCamera(service)
-    service.camera = recording
+def camera(service: Service, monkeypatch: pytest.MonkeyPatch) -> RecordingCamera:
+    """The service's camera (here without a source: N/A images), remembering what the service
+    asks of it."""
+    recording = RecordingCamera(CameraService(service.settings.load))
+    monkeypatch.setattr(service.camera, "snapshots", recording.snapshots)
     return recording
+
+
+# Calls mailed when missed, accesses when denied, each with a Default To.
+EVENTS_CONFIG: dict[str, Any] = {
+    "device": {"name": "Front door"},
+    "smtp": {"enabled": True, "server": "127.0.0.1", "from": "door@example.org"},
+    "email_on_call": {"send": "missed", "default_to": "desk@example.com"},
+    "email_on_access": {"send": "denied", "default_to": "security@example.com"},
+}
+
+
+@pytest.fixture
+def configured(service: Service) -> Service:
+    """The service with EVENTS_CONFIG saved and Alice (two addresses, number 101) listed."""
+    service.settings.save(apply_patch(service.settings.load(), EVENTS_CONFIG))
+    service.users.create(
+        User(
+            id="u-alice", name="Alice", email="alice@example.com, a@work.example", numbers=("101",)
+        )
+    )
+    return service
 
 
 @pytest.fixture

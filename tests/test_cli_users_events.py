@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from doormail.app import Paths, build_service
-from doormail.cli import cli, event_fields
+from doormail.cli import cli
+from doormail.sources.command_line import event_fields
 from tests.conftest import RunningService
 
 runner = CliRunner()

@@ -19,9 +19,10 @@ from rich.text import Text
 from doormail import settings as model
 from doormail.accounts import DEFAULT_SCOPE, TokenError
 from doormail.app import DEFAULT_LISTEN, Paths, Service, build_service
-from doormail.delivery.apply_test import TestRun
+from doormail.applytest import TestRun
 from doormail.firststart import FirstStartError
 from doormail.outbox import OutboxError, OutboxItem
+from doormail.sources.command_line import event_body
 
 cli = typer.Typer(
     help="E-mail notifications for door stations and IP intercoms.", no_args_is_help=True
@@ -234,30 +235,6 @@ def users_export(data: DataOption = None, database: DatabaseOption = None) -> No
     sys.stdout.write(_service(data, database).users.export_csv())
 
 
-def event_fields(args: list[str]) -> dict[str, Any]:
-    """`--field value` pairs as an event's fields: "true"/"false" become booleans, a repeated
-    field a list (`--called 101 --called 102`), dashes in names underscores."""
-    fields: dict[str, Any] = {}
-    rest = list(args)
-    while rest:
-        option = rest.pop(0)
-        name, equals, value = option.removeprefix("--").partition("=")
-        if not option.startswith("--") or not name:
-            raise ValueError(f"expected --FIELD VALUE, got {option!r}")
-        if not equals:
-            if not rest:
-                raise ValueError(f"--{name} needs a value")
-            value = rest.pop(0)
-        key = name.replace("-", "_")
-        converted = {"true": True, "false": False}.get(value.lower(), value)
-        if key in fields:
-            previous = fields[key]
-            fields[key] = [*(previous if isinstance(previous, list) else [previous]), converted]
-        else:
-            fields[key] = converted
-    return fields
-
-
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def event(
     context: typer.Context,
@@ -276,7 +253,7 @@ def event(
     import httpx
 
     try:
-        body = {"type": event_type, **event_fields(context.args)}
+        body = event_body(event_type, context.args)
     except ValueError as error:
         raise _fail(str(error)) from None
     base = url or "http://" + (os.environ.get("DOORMAIL_LISTEN") or DEFAULT_LISTEN)

@@ -108,16 +108,23 @@ class Queue:
         messages: Sequence[OutgoingMessage],
         deliver_in: float,
         now: float | None = None,
+        *,
+        ids: Sequence[str] | None = None,
     ) -> list[OutboxItem]:
         """Queue `messages` inside the caller's transaction, so that they commit together with
-        whatever caused them. A message whose (event id, recipient) is already queued is not
-        queued twice; the existing entry is returned in its place."""
+        whatever caused them; `ids` names the new entries when the caller chose them (to name
+        them in its own rows of the same transaction). A message whose (event id, recipient) is
+        already queued is not queued twice; the existing entry is returned in its place."""
         if deliver_in <= 0:
             raise OutboxError("deliver_in must be a positive number of seconds", "deliver_in")
         if not messages:
             return []
         now = self._clock() if now is None else now
-        rows = [_row(message, now, now + deliver_in) for message in messages]
+        ids = ids if ids is not None else [uuid.uuid4().hex for _ in messages]
+        rows = [
+            _row(id, message, now, now + deliver_in)
+            for id, message in zip(ids, messages, strict=True)
+        ]
         # The unique (event_id, recipient) index turns a second enqueue of the same mail into
         # a no-op instead of an error that would abort the caller's transaction.
         statement = _insert_new(connection).returning(table.c.id)
@@ -324,9 +331,9 @@ class Queue:
         return None if value is None else float(value)
 
 
-def _row(message: OutgoingMessage, now: float, deliver_by: float) -> dict[str, Any]:
+def _row(id: str, message: OutgoingMessage, now: float, deliver_by: float) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4().hex,
+        "id": id,
         "event_id": message.event_id,
         "kind": message.kind,
         "recipient": message.recipient,
