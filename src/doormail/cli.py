@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,7 +20,7 @@ from rich.text import Text
 
 from doormail import settings as model
 from doormail.accounts import DEFAULT_SCOPE, TokenError
-from doormail.app import DEFAULT_LISTEN, Paths, Service, build_service
+from doormail.app import DEFAULT_LISTEN, Paths, Runner, Service, build_service
 from doormail.applytest import TestRun
 from doormail.firststart import FirstStartError
 from doormail.outbox import OutboxError, OutboxItem
@@ -117,6 +119,38 @@ def serve(
         proxy_headers=forwarded_allow_ips is not None,
         forwarded_allow_ips=forwarded_allow_ips,
     )
+
+
+@cli.command()
+def worker(data: DataOption = None, database: DatabaseOption = None) -> None:
+    """Run the delivery worker alone (no HTTP), beside `doormail serve` on the same database
+    (on PostgreSQL, as many as you like); it stops on SIGTERM or Ctrl-C."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        service = build_service(Paths.resolve(data, database), first_start_apart=True)
+    except FirstStartError as error:
+        raise _fail(str(error)) from None
+    where = service.engine.url.render_as_string(hide_password=True)
+    console.print(
+        f"doormail worker delivering from {where} (data: {service.paths.data_dir.resolve()})",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
+    sys.stdout.flush()
+    asyncio.run(_until_stopped(service.worker.run))
+
+
+async def _until_stopped(run: Runner) -> None:
+    """Run `run` until SIGTERM or SIGINT cancels it (it saves what it was doing on the way out)."""
+    task = asyncio.create_task(run())
+    loop = asyncio.get_running_loop()
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(stop, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @config_cli.command("export")
