@@ -238,3 +238,37 @@ async def test_a_caller_is_answered_once_its_commit_is_durable(engine: Engine) -
         ids = set(connection.execute(select(tables.outbox.c.id)).scalars())
     assert {mail.id for answer in answers for mail in answer.emails} == ids
     assert all(isinstance(mail, Queued) for answer in answers for mail in answer.emails)
+
+
+async def test_the_same_event_id_twice_in_one_transaction_is_queued_once(
+    engine: Engine, held: threading.Event
+) -> None:
+    writer = committer(engine)
+    blocked = writer.submit(entry("blocker", "first@example.com"))
+    first = writer.submit(entry("mqtt:1", "alice@example.com"))
+    again = writer.submit(entry("mqtt:1", "alice@example.com"))
+    held.set()
+    blocked.result(30)
+    assert (first.result(30).fresh, again.result(30).fresh) == (True, False)
+    assert again.result(30).emails == first.result(30).emails
+    assert counted(engine, tables.outbox) == 2
+
+
+async def test_of_one_call_in_one_transaction_the_last_word_counts(
+    engine: Engine, held: threading.Event
+) -> None:
+    writer = committer(engine)
+    blocked = writer.submit(entry("blocker", "first@example.com"))
+    rang = CallMemory("Front door", "9", time.time())
+    ringing = writer.submit(Entry("r-9", "call.ringing", (), DAY, "ringing", call=rang))
+    ended = writer.submit(
+        entry("e-9", "alice@example.com", call=CallMemory("Front door", "9", None))
+    )
+    other = CallMemory("Gate", "9", time.time())
+    still = writer.submit(Entry("r-10", "call.ringing", (), DAY, "ringing", call=other))
+    held.set()
+    for future in (blocked, ringing, ended, still):
+        future.result(30)
+    with engine.connect() as connection:
+        kept = connection.execute(select(tables.calls.c.device)).scalars().all()
+    assert kept == ["Gate"]

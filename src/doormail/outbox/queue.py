@@ -75,6 +75,18 @@ _RECORD = (
 )
 
 
+# The unique (event_id, recipient) index turns a second enqueue of the same mail into a no-op
+# instead of an error that would abort the caller's transaction; the ids inserted come back.
+_INSERT = insert(table).returning(table.c.id)
+_INSERT_NEW = {
+    "sqlite": sqlite.insert(table).on_conflict_do_nothing().returning(table.c.id),
+    "postgresql": postgresql.insert(table).on_conflict_do_nothing().returning(table.c.id),
+}
+# RETURNING makes one multi-row INSERT of the batch (SQLAlchemy's insertmanyvalues) instead of
+# a statement per row, each of which gives up the interpreter lock and waits to get it back.
+_INSERT_BODIES = insert(bodies).returning(bodies.c.id)
+
+
 def _waiting(now: float) -> Any:
     """Mail that may be attempted: queued and due, or claimed by a worker whose lease ran out
     (it died while sending)."""
@@ -125,14 +137,12 @@ class Queue:
             _row(id, message, now, now + deliver_in)
             for id, message in zip(ids, messages, strict=True)
         ]
-        # The unique (event_id, recipient) index turns a second enqueue of the same mail into
-        # a no-op instead of an error that would abort the caller's transaction.
-        statement = _insert_new(connection).returning(table.c.id)
+        statement = _INSERT_NEW.get(connection.dialect.name, _INSERT)
         fresh = set(connection.execute(statement, rows).scalars())
         new = [(row, m) for row, m in zip(rows, messages, strict=True) if row["id"] in fresh]
         if new:
             connection.execute(
-                insert(bodies), [{"id": row["id"], "message": m.data} for row, m in new]
+                _INSERT_BODIES, [{"id": row["id"], "message": m.data} for row, m in new]
             )
         earlier: dict[tuple[str, str], OutboxItem] = {}
         if len(new) < len(rows):
@@ -365,15 +375,6 @@ def _new_item(row: dict[str, Any]) -> OutboxItem:
         last_error=None,
         smtp_reply=None,
     )
-
-
-def _insert_new(connection: Connection) -> Any:
-    dialect = connection.dialect.name
-    if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return insert(table)
 
 
 def _queued_before(

@@ -1,9 +1,11 @@
 """The only write transaction of the deciding side: an event's row, whose id is the unique key
 that catches a repeated event, the call it remembers or forgets, and its finished messages into
-the outbox. Short by design: nothing is rendered, scaled or sent inside it. One writer takes
-every commit waiting and writes them in one transaction (one fsync), each in a savepoint of its
-own so that a failing one fails alone; each caller is answered once its own commit is durable.
-Also the reads the deciding side needs of the same tables, which take no write lock."""
+the outbox. Short by design: nothing is rendered, scaled or sent inside it, and everything it
+writes is worked out before it begins. One writer takes every commit waiting and writes them in
+one transaction (one fsync), a few statements for all of them; when that transaction fails, it
+writes them again one at a time, so that the commit at fault fails alone. Each caller is
+answered once its own commit is durable. Also the reads the deciding side needs of the same
+tables, which take no write lock."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, up
 from sqlalchemy.dialects import postgresql, sqlite
 
 from doormail.mail import OutgoingMessage
-from doormail.outbox import Queue
+from doormail.outbox import OutboxItem, Queue
 from doormail.store import reading, tables
 
 # A call that rang but never ended is forgotten after this long.
@@ -35,12 +37,14 @@ WRITER_IDLE = 1.0
 
 _events = tables.events.c
 _calls = tables.calls.c
-_EARLIER = select(_events.result).where(_events.id == bindparam("id"))
+_EARLIER = select(_events.id, _events.result).where(
+    _events.id.in_(bindparam("ids", expanding=True))
+)
 _RINGING = select(_calls.ringing_at).where(
     _calls.device == bindparam("device"), _calls.call_id == bindparam("call_id")
 )
 _FORGET_CALL = delete(tables.calls).where(
-    _calls.device == bindparam("device"), _calls.call_id == bindparam("call_id")
+    _calls.device == bindparam("b_device"), _calls.call_id == bindparam("b_call_id")
 )
 _FORGET_OLD_CALLS = delete(tables.calls).where(_calls.ringing_at < bindparam("before"))
 _REMEMBER_CALL = insert(tables.calls)
@@ -115,6 +119,41 @@ class Recalled:
 _Pending = tuple[Entry, "concurrent.futures.Future[Accepted]"]
 
 
+class _Plan:
+    """One entry as its transaction writes it: the ids chosen for its outbox entries, the answer
+    they make, and the event row that holds the answer."""
+
+    def __init__(self, entry: Entry) -> None:
+        self.entry = entry
+        self.ids = [uuid.uuid4().hex for _ in entry.messages]
+        emails = tuple(
+            Queued(id, message.recipient, "queued")
+            for id, message in zip(self.ids, entry.messages, strict=True)
+        )
+        self.accepted = Accepted(entry.event_id, emails, entry.reason)
+        self.result = json.dumps(self.accepted.reply())
+
+    def event_row(self, now: float) -> dict[str, Any]:
+        entry = self.entry
+        return {
+            "id": entry.event_id,
+            "type": entry.event_type,
+            "received_at": now,
+            "result": self.result,
+        }
+
+    def settle(self, connection: Connection, items: Sequence[OutboxItem]) -> None:
+        """Name the outbox entries as they are. They differ from the ones chosen only when mail
+        of this id was queued before without an event row (an event whose id an order had used)."""
+        queued = tuple(Queued(item.id, item.to, item.status) for item in items)
+        if queued == self.accepted.emails:
+            return
+        self.accepted = replace(self.accepted, emails=queued)
+        if self.entry.event_type is not None:
+            result = json.dumps(self.accepted.reply())
+            connection.execute(_RESULT, {"b_id": self.entry.event_id, "b_result": result})
+
+
 class Committer:
     """The event, call and outbox tables as the deciding side writes them, through one writer
     thread that groups the commits waiting. `observe_lock` hears, once per commit, how long the
@@ -147,7 +186,7 @@ class Committer:
         earlier = ringing = None
         with reading(self._engine) as connection:
             if event_id is not None:
-                earlier = _earlier(connection, event_id)
+                earlier = _earlier(connection, [event_id]).get(event_id)
             if call is not None and earlier is None:
                 found = connection.execute(
                     _RINGING, {"device": call[0], "call_id": call[1]}
@@ -196,68 +235,73 @@ class Committer:
         if not group:
             return
         try:
-            with self._engine.connect() as connection:
-                with connection.begin():  # the write lock (SQLite: BEGIN IMMEDIATE) from here
-                    held_from = time.perf_counter()
-                    now = self._clock()
-                    outcomes = [self._isolated(connection, entry, now) for entry, _ in group]
-                held = time.perf_counter() - held_from
-        except Exception as error:  # the transaction as a whole failed: none was written
-            for _, future in group:
-                future.set_exception(error)
+            answers, held = self._write_together([entry for entry, _ in group])
+        except Exception as error:
+            if len(group) == 1:
+                group[0][1].set_exception(error)
+            else:
+                for pending in group:  # one at a time, so that the commit at fault fails alone
+                    self._write([pending])
             return
-        for (_, future), outcome in zip(group, outcomes, strict=True):
+        for (_, future), answer in zip(group, answers, strict=True):
             if self._observe_lock is not None:
                 self._observe_lock(held)
-            if isinstance(outcome, Accepted):
-                future.set_result(outcome)
+            future.set_result(answer)
+
+    def _write_together(self, entries: Sequence[Entry]) -> tuple[list[Accepted], float]:
+        """`entries` in one transaction: their answers, and how long the write lock was held
+        (seconds)."""
+        plans = [_Plan(entry) for entry in entries]
+        with self._engine.connect() as connection:
+            with connection.begin():  # the write lock (SQLite: BEGIN IMMEDIATE) from here
+                held_from = time.perf_counter()
+                answers = self._write_plans(connection, plans, self._clock())
+            held = time.perf_counter() - held_from
+        return answers, held
+
+    def _write_plans(
+        self, connection: Connection, plans: Sequence[_Plan], now: float
+    ) -> list[Accepted]:
+        # The first entry of each event id writes its row; the unique key turns away one whose
+        # id is stored already (another process took it), and a later entry of the group with
+        # the same id is a repeat of the first.
+        first: dict[str, _Plan] = {}
+        for plan in plans:
+            if plan.entry.event_type is not None:
+                first.setdefault(plan.entry.event_id, plan)
+        rows = [plan.event_row(now) for plan in first.values()]
+        new = set(connection.execute(self._event_insert, rows).scalars()) if rows else set()
+        stored = _earlier(connection, [id for id in first if id not in new])
+        writing = [
+            plan
+            for plan in plans
+            if plan.entry.event_type is None
+            or (first[plan.entry.event_id] is plan and plan.entry.event_id in new)
+        ]
+        self._enqueue(connection, writing, now)
+        _remember(connection, [plan.entry.call for plan in writing if plan.entry.call], now)
+        answers = []
+        for plan in plans:
+            if plan in writing:
+                answers.append(plan.accepted)
+            elif plan.entry.event_id in stored:
+                answers.append(stored[plan.entry.event_id])
             else:
-                future.set_exception(outcome)
+                answers.append(replace(first[plan.entry.event_id].accepted, fresh=False))
+        return answers
 
-    def _isolated(self, connection: Connection, entry: Entry, now: float) -> Accepted | Exception:
-        """`entry` written in a savepoint of its own: a failure undoes only its part."""
-        savepoint = connection.begin_nested()
-        try:
-            accepted = self._write_one(connection, entry, now)
-        except Exception as error:
-            savepoint.rollback()
-            return error
-        savepoint.commit()
-        return accepted
-
-    def _write_one(self, connection: Connection, entry: Entry, now: float) -> Accepted:
-        ids = [uuid.uuid4().hex for _ in entry.messages]
-        emails = tuple(
-            Queued(id, message.recipient, "queued")
-            for id, message in zip(ids, entry.messages, strict=True)
-        )
-        accepted = Accepted(entry.event_id, emails, entry.reason)
-        if entry.event_type is not None:
-            row = {
-                "id": entry.event_id,
-                "type": entry.event_type,
-                "received_at": now,
-                "result": json.dumps(accepted.reply()),
-            }
-            if connection.execute(self._event_insert, row).first() is None:
-                # The unique key caught a repeated event id (another process's, or one just
-                # before in this transaction): its answer stands and nothing more is written.
-                earlier = _earlier(connection, entry.event_id)
-                if earlier is None:
-                    raise RuntimeError(f"event {entry.event_id!r} neither new nor stored")
-                return earlier
-        items = self._queue.enqueue(connection, entry.messages, entry.deliver_in, now, ids=ids)
-        queued = tuple(Queued(item.id, item.to, item.status) for item in items)
-        if queued != emails:
-            # Mail of this id was queued before without an event row (an event whose id an
-            # order had already used): the answer names the entries as they are.
-            accepted = replace(accepted, emails=queued)
-            if entry.event_type is not None:
-                result = json.dumps(accepted.reply())
-                connection.execute(_RESULT, {"b_id": entry.event_id, "b_result": result})
-        if entry.call is not None:
-            _remember(connection, entry.call, now)
-        return accepted
+    def _enqueue(self, connection: Connection, plans: Sequence[_Plan], now: float) -> None:
+        """The plans' messages into the outbox, one statement per deadline (they share one)."""
+        by_deadline: dict[float, list[_Plan]] = {}
+        for plan in plans:
+            if plan.entry.messages:
+                by_deadline.setdefault(plan.entry.deliver_in, []).append(plan)
+        for deliver_in, sharing in by_deadline.items():
+            messages = [message for plan in sharing for message in plan.entry.messages]
+            ids = [id for plan in sharing for id in plan.ids]
+            items = iter(self._queue.enqueue(connection, messages, deliver_in, now, ids=ids))
+            for plan in sharing:
+                plan.settle(connection, [next(items) for _ in plan.entry.messages])
 
 
 def _event_insert(dialect: str) -> Any:
@@ -267,19 +311,31 @@ def _event_insert(dialect: str) -> Any:
     return dialects[dialect].insert(tables.events).on_conflict_do_nothing().returning(_events.id)
 
 
-def _earlier(connection: Connection, event_id: str) -> Accepted | None:
-    stored = connection.execute(_EARLIER, {"id": event_id}).scalar()
-    if stored is None:
-        return None
-    result = json.loads(stored)
-    emails = tuple(Queued(m["id"], m["to"], m["status"]) for m in result["emails"])
-    return Accepted(result["event_id"], emails, result["reason"], fresh=False)
+def _earlier(connection: Connection, event_ids: Sequence[str]) -> dict[str, Accepted]:
+    """The stored answers to these event ids."""
+    if not event_ids:
+        return {}
+    answers = {}
+    for row in connection.execute(_EARLIER, {"ids": list(event_ids)}):
+        result = json.loads(row.result)
+        emails = tuple(Queued(m["id"], m["to"], m["status"]) for m in result["emails"])
+        answers[row.id] = Accepted(result["event_id"], emails, result["reason"], fresh=False)
+    return answers
 
 
-def _remember(connection: Connection, call: CallMemory, now: float) -> None:
-    """Keep a ringing call's start until it ends; forget it when it ends."""
-    key = {"device": call.device, "call_id": call.call_id}
-    connection.execute(_FORGET_CALL, key)
-    if call.ringing_at is not None:
+def _remember(connection: Connection, calls: Sequence[CallMemory], now: float) -> None:
+    """Keep a ringing call's start until it ends; forget it when it ends. Of one call, the last
+    word counts."""
+    if not calls:
+        return
+    last = {(call.device, call.call_id): call for call in calls}
+    keys = [{"b_device": device, "b_call_id": call_id} for device, call_id in last]
+    connection.execute(_FORGET_CALL, keys)
+    ringing = [
+        {"device": call.device, "call_id": call.call_id, "ringing_at": call.ringing_at}
+        for call in last.values()
+        if call.ringing_at is not None
+    ]
+    if ringing:
         connection.execute(_FORGET_OLD_CALLS, {"before": now - CALL_MEMORY})
-        connection.execute(_REMEMBER_CALL, {**key, "ringing_at": call.ringing_at})
+        connection.execute(_REMEMBER_CALL, ringing)

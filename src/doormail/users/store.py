@@ -6,12 +6,25 @@ reads and writes it). It does not decide who gets mail; `rules` does."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, delete, func, insert, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.exc import IntegrityError
 
 from doormail.store import reading, tables
@@ -37,6 +50,36 @@ class Page:
     total: int
 
 
+_users = tables.users.c
+_ids = tables.user_identifiers.c
+
+
+def _user_where(condition: ColumnElement[bool]) -> Select[Any]:
+    """A user's row once per identifier (once with none when it has none), by kind and
+    position: one statement for a whole user."""
+    joined = tables.users.outerjoin(tables.user_identifiers, _ids.user_id == _users.id)
+    return (
+        select(_users.id, _users.name, _users.email, _ids.kind, _ids.value)
+        .select_from(joined)
+        .where(condition)
+        .order_by(_ids.kind, _ids.position)
+    )
+
+
+# Built once: an event asks these every time, and building a statement costs more than running it.
+_BY_ID = _user_where(_users.id == bindparam("user_id"))
+_HOLDER = (
+    select(_ids.user_id)
+    .where(_ids.kind == bindparam("kind"), _ids.value == bindparam("value"))
+    .order_by(_ids.user_id)
+    .limit(1)
+)
+_BY_VALUE = _user_where(_users.id == _HOLDER.scalar_subquery())
+_CARDS = select(_ids.user_id, _ids.value).where(_ids.kind == "card").order_by(_ids.user_id)
+_CARDS_BY_VALUE = _CARDS.where(_ids.value == bindparam("key"))
+_CARDS_BY_SUFFIX = _CARDS.where(_ids.suffix == bindparam("key"))
+
+
 class _Reader:
     """Look-ups on one open connection, so that one event's questions cost one connection."""
 
@@ -44,8 +87,7 @@ class _Reader:
         self._connection = connection
 
     def by_id(self, user_id: str) -> User | None:
-        users = _load(self._connection, [user_id])
-        return users[0] if users else None
+        return _user(self._connection.execute(_BY_ID, {"user_id": user_id}))
 
     def by_number(self, number: str) -> User | None:
         return self._by_value("number", number.strip())
@@ -60,28 +102,30 @@ class _Reader:
         card = card_id.strip().upper()
         if not card:
             return None
-        ids = tables.user_identifiers.c
-        column = ids.value if len(card) < WIEGAND_MIN else ids.suffix
-        key = card if len(card) < WIEGAND_MIN else card_suffix(card)
-        rows = self._connection.execute(
-            select(ids.user_id, ids.value)
-            .where(ids.kind == "card", column == key)
-            .order_by(ids.user_id)
-        ).all()
+        if len(card) < WIEGAND_MIN:
+            rows = self._connection.execute(_CARDS_BY_VALUE, {"key": card}).all()
+        else:
+            rows = self._connection.execute(_CARDS_BY_SUFFIX, {"key": card_suffix(card)}).all()
         exact = [row.user_id for row in rows if row.value == card]
         tails = [row.user_id for row in rows if cards_match(row.value, card)]
         found = exact or tails
         return self.by_id(found[0]) if found else None
 
     def _by_value(self, kind: IdentifierKind, value: str) -> User | None:
-        ids = tables.user_identifiers.c
-        user_id = self._connection.execute(
-            select(ids.user_id)
-            .where(ids.kind == kind, ids.value == value)
-            .order_by(ids.user_id)
-            .limit(1)
-        ).scalar()
-        return None if user_id is None else self.by_id(user_id)
+        return _user(self._connection.execute(_BY_VALUE, {"kind": kind, "value": value}))
+
+
+def _user(rows: Iterable[Row[Any]]) -> User | None:
+    """The user of `_user_where`'s rows, or None when there are none."""
+    data: dict[str, Any] = {}
+    for row in rows:
+        if not data:
+            data = {"id": row.id, "name": row.name, "email": row.email}
+        if row.kind is not None:
+            field = LIST_FIELDS[row.kind]
+            data[field] = (*data.get(field, ()), row.value)
+    # Stored users were validated on the way in.
+    return User.model_construct(**data) if data else None
 
 
 class UserStore:
@@ -95,11 +139,6 @@ class UserStore:
         """A UserLookup on one connection, for the look-ups of one event."""
         with reading(self._engine) as connection:
             yield _Reader(connection)
-
-    @staticmethod
-    def on(connection: Connection) -> UserLookup:
-        """A UserLookup inside the caller's connection (and transaction)."""
-        return _Reader(connection)
 
     def by_id(self, user_id: str) -> User | None:
         with self.reader() as users:
