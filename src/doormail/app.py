@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from doormail import datafolder, firststart
+from doormail import firststart
 from doormail.accounts import Accounts
 from doormail.applytest import SmtpTests
 from doormail.camera.service import CameraService
@@ -22,7 +22,7 @@ from doormail.metrics import Metrics
 from doormail.outbox import Admin, Queue
 from doormail.pipeline.commit import Committer
 from doormail.pipeline.intake import Intake
-from doormail.store import open_engine
+from doormail.store import datafolder, open_engine
 from doormail.store.engine import sqlite_url
 from doormail.store.settings_store import SettingsStore
 from doormail.users.store import UserStore
