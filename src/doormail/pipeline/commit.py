@@ -225,11 +225,9 @@ class Committer:
                 if not self._pending:
                     self._writing = False
                     return
-                group = [self._pending.popleft() for _ in range(self._take())]
+                taken = min(len(self._pending), self._max_group)
+                group = [self._pending.popleft() for _ in range(taken)]
             self._write([(e, f) for e, f in group if f.set_running_or_notify_cancel()])
-
-    def _take(self) -> int:
-        return min(len(self._pending), self._max_group)
 
     def _write(self, group: Sequence[_Pending]) -> None:
         if not group:
@@ -282,12 +280,15 @@ class Committer:
         _remember(connection, [plan.entry.call for plan in writing if plan.entry.call], now)
         answers = []
         for plan in plans:
+            event_id = plan.entry.event_id
             if plan in writing:
                 answers.append(plan.accepted)
-            elif plan.entry.event_id in stored:
-                answers.append(stored[plan.entry.event_id])
+            elif event_id in stored:
+                answers.append(stored[event_id])
+            elif first[event_id] is not plan:
+                answers.append(replace(first[event_id].accepted, fresh=False))
             else:
-                answers.append(replace(first[plan.entry.event_id].accepted, fresh=False))
+                raise RuntimeError(f"event {event_id!r} was neither written nor found")
         return answers
 
     def _enqueue(self, connection: Connection, plans: Sequence[_Plan], now: float) -> None:
