@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,25 +17,11 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from doormail.app import Paths, Service, build_service
-from doormail.mail import OutgoingMessage
 from doormail.outbox import OutboxItem
 from doormail.settings import apply_patch
 from tests.conftest import free_port
-from tests.outbox.helpers import queue_committed
+from tests.outbox.helpers import queue_committed, unique_mail
 from tests.scripted_smtp import Scripted
-
-
-def mail(recipient: str) -> OutgoingMessage:
-    message_id = f"<{uuid.uuid4().hex}@example.org>"
-    return OutgoingMessage(
-        event_id=f"ev-{uuid.uuid4().hex}",
-        kind="call",
-        sender="door@example.org",
-        recipient=recipient,
-        subject="Call",
-        message_id=message_id,
-        data=f"Message-ID: {message_id}\r\nTo: {recipient}\r\nSubject: Call\r\n\r\nRang.\r\n".encode(),
-    )
 
 
 @dataclass(frozen=True)
@@ -80,7 +65,9 @@ def statuses(service: Service, *items: OutboxItem) -> set[str]:
 def test_the_worker_delivers_mail_queued_before_and_while_it_runs_and_stops_on_sigterm(
     installed: Service, server: Server
 ) -> None:
-    [before] = queue_committed(installed.engine, installed.queue, [mail("a@example.com")], 3600)
+    [before] = queue_committed(
+        installed.engine, installed.queue, [unique_mail("a@example.com")], 3600
+    )
     worker = subprocess.Popen(
         [sys.executable, "-m", "doormail", "worker", "--data", str(installed.paths.data_dir)],
         env=os.environ.copy(),
@@ -92,7 +79,7 @@ def test_the_worker_delivers_mail_queued_before_and_while_it_runs_and_stops_on_s
         wait_for(lambda: len(server.handler.received) == 1)
         # Queued by this process, which has no way to wake the worker: its poll finds it.
         [meanwhile] = queue_committed(
-            installed.engine, installed.queue, [mail("b@example.com")], 3600
+            installed.engine, installed.queue, [unique_mail("b@example.com")], 3600
         )
         wait_for(lambda: len(server.handler.received) == 2)
         wait_for(lambda: statuses(installed, before, meanwhile) == {"sent"})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +19,12 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 
 from doormail.delivery.worker import DeliveryWorker, WorkerOptions
-from doormail.mail import OutgoingMessage
 from doormail.metrics import Metrics
 from doormail.outbox import Admin, OutboxItem, Queue, RetryPolicy
 from doormail.settings import Smtp
 from doormail.store import open_engine, upgrade
 from tests.conftest import free_port
-from tests.outbox.helpers import queue_committed
+from tests.outbox.helpers import queue_committed, unique_mail
 from tests.scripted_smtp import Scripted
 
 DAY = 86400.0
@@ -138,24 +136,12 @@ async def running(outbox: Outbox, server: Server) -> AsyncIterator[DeliveryWorke
         yield worker
 
 
-def mail(recipient: str | None = None) -> OutgoingMessage:
-    recipient = recipient or f"{uuid.uuid4().hex[:12]}@example.com"
-    message_id = f"<{uuid.uuid4().hex}@doormail>"
-    return OutgoingMessage(
-        event_id=f"ev-{uuid.uuid4().hex}",
-        kind="call",
-        sender="door@example.org",
-        recipient=recipient,
-        subject="Call",
-        message_id=message_id,
-        data=f"Message-ID: {message_id}\r\nTo: {recipient}\r\nSubject: Call\r\n\r\nRinging.\r\n".encode(),
-    )
-
-
 def enqueue(
     outbox: Outbox, worker: DeliveryWorker, count: int = 1, deliver_in: float = DAY
 ) -> list[str]:
-    items = queue_committed(outbox.engine, outbox.queue, [mail() for _ in range(count)], deliver_in)
+    items = queue_committed(
+        outbox.engine, outbox.queue, [unique_mail() for _ in range(count)], deliver_in
+    )
     worker.notify()
     return [item.id for item in items]
 

@@ -30,6 +30,22 @@ def mail(
     )
 
 
+def unique_mail(recipient: str | None = None) -> OutgoingMessage:
+    """A mail of an event of its own (to a new address unless `recipient` is given), its
+    Message-ID in its bytes."""
+    recipient = recipient or f"{uuid.uuid4().hex[:12]}@example.com"
+    message_id = f"<{uuid.uuid4().hex}@doormail>"
+    return OutgoingMessage(
+        event_id=f"ev-{uuid.uuid4().hex}",
+        kind="call",
+        sender="door@example.org",
+        recipient=recipient,
+        subject="Call",
+        message_id=message_id,
+        data=f"Message-ID: {message_id}\r\nTo: {recipient}\r\nSubject: Call\r\n\r\nRinging.\r\n".encode(),
+    )
+
+
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels) or 0.0
 
@@ -61,7 +77,7 @@ def mark_temporary(
     now: float | None = None,
 ) -> str | None:
     """A temporary failure; the new status (None when the mail was not being sent)."""
-    return queue.record([Outcome(id, "temporary", error, reply)], owner=owner, now=now).get(id)
+    return _record(queue, Outcome(id, "temporary", error, reply), owner, now)
 
 
 def mark_failed(
@@ -74,7 +90,11 @@ def mark_failed(
     now: float | None = None,
 ) -> bool:
     """A permanent failure: no more retries."""
-    return bool(queue.record([Outcome(id, "failed", error, reply)], owner=owner, now=now))
+    return _record(queue, Outcome(id, "failed", error, reply), owner, now) is not None
+
+
+def _record(queue: Queue, outcome: Outcome, owner: str | None, now: float | None) -> str | None:
+    return queue.record([outcome], owner=owner, now=now).get(outcome.id)
 
 
 def queue_one(

@@ -9,18 +9,12 @@ import io
 
 import pytest
 
-from doormail.app import Service
 from doormail.users.csv import CsvError, parse_csv
 from doormail.users.model import User
 from doormail.users.store import UserStore
 from tests.users.test_store import alice
 
 HEADER = "id,name,email,numbers,cards,bluetooth,fingerprints\n"
-
-
-@pytest.fixture
-def users(service: Service) -> UserStore:
-    return service.users
 
 
 # What a spreadsheet would run as a formula, written into every kind of cell.

@@ -6,16 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from doormail.app import Service
 from doormail.users.model import DuplicateUser, User
 from doormail.users.store import UserStore
 from tests.users.memory import UsersInMemory
 from tests.users.test_model import WIEGAND
-
-
-@pytest.fixture
-def users(service: Service) -> UserStore:
-    return service.users
 
 
 def alice() -> User:
