@@ -69,7 +69,8 @@ def queued_service(folder: Path, count: int) -> Service:
     smtp = {"enabled": True, "server": HOST, "port": SINK_PORT, "security": "none"}
     smtp["from"] = "bench@example.org"
     service.settings.save(apply_patch(service.settings.load(), {"smtp": smtp}))
-    service.outbox.enqueue_committed([message(n) for n in range(count)], 3600)
+    with service.engine.begin() as connection:
+        service.queue.enqueue(connection, [message(n) for n in range(count)], 3600)
     return service
 
 

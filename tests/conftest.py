@@ -1,5 +1,6 @@
 """Shared fixtures: a service on a temporary data folder, an authenticated API client, the
-SMTP lab's coordinates, and a real `doormail serve` process for end-to-end tests."""
+SMTP lab's coordinates, a real `doormail serve` process for end-to-end tests, and a database
+that is SQLite in one run of a test and PostgreSQL in the other."""
 
 from __future__ import annotations
 
@@ -11,21 +12,31 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 
 from doormail.app import Paths, Service, build_service
-from doormail.camera import Snapshots
+from doormail.camera import Pictures, SnapshotSource
 from doormail.camera.service import CameraService
+from doormail.settings import apply_patch
+from doormail.store import metadata, open_engine, upgrade
+from doormail.users.model import User
 from doormail.web.app import create_app
 
 ADMIN_PASSWORD = "test-admin-password"
+POSTGRES_URL = os.environ.get(
+    "DOORMAIL_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/postgres"
+)
 
 
 def require_service(what: str) -> None:
@@ -60,26 +71,48 @@ def service(data_dir: Path) -> Service:
     return built
 
 
-class RecordingCamera(CameraService):
-    """The service's camera (here without a source: N/A images), remembering what it was
-    asked for."""
+class RecordingCamera:
+    """A camera that remembers what it was asked for and answers as `camera` does."""
 
-    def __init__(self, service: Service) -> None:
-        super().__init__(service.settings.load)
+    def __init__(self, camera: SnapshotSource) -> None:
+        self._camera = camera
         self.asked: list[tuple[float, float, int, int, int]] = []
 
     async def snapshots(
         self, start: float, end: float, count: int, width: int, height: int
-    ) -> Snapshots:
+    ) -> Pictures:
         self.asked.append((start, end, count, width, height))
-        return await super().snapshots(start, end, count, width, height)
+        return await self._camera.snapshots(start, end, count, width, height)
 
 
 @pytest.fixture
-def camera(service: Service) -> RecordingCamera:
-    recording = RecordingCamera(service)
-    service.camera = recording
+def camera(service: Service, monkeypatch: pytest.MonkeyPatch) -> RecordingCamera:
+    """The service's camera (here without a source: N/A images), remembering what the service
+    asks of it."""
+    recording = RecordingCamera(CameraService(service.settings.load))
+    monkeypatch.setattr(service.camera, "snapshots", recording.snapshots)
     return recording
+
+
+# Calls mailed when missed, accesses when denied, each with a Default To.
+EVENTS_CONFIG: dict[str, Any] = {
+    "device": {"name": "Front door"},
+    "smtp": {"enabled": True, "server": "127.0.0.1", "from": "door@example.org"},
+    "email_on_call": {"send": "missed", "default_to": "desk@example.com"},
+    "email_on_access": {"send": "denied", "default_to": "security@example.com"},
+}
+
+
+@pytest.fixture
+def configured(service: Service) -> Service:
+    """The service with EVENTS_CONFIG saved and Alice (two addresses, number 101) listed."""
+    service.settings.save(apply_patch(service.settings.load(), EVENTS_CONFIG))
+    service.users.create(
+        User(
+            id="u-alice", name="Alice", email="alice@example.com, a@work.example", numbers=("101",)
+        )
+    )
+    return service
 
 
 @pytest.fixture
@@ -233,3 +266,40 @@ def running(tmp_path: Path) -> Iterator[RunningService]:
         yield served
     finally:
         served.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres_engine() -> Iterator[Engine]:
+    """A database of its own on the PostgreSQL server, dropped afterwards."""
+    name = f"doormail_test_{uuid.uuid4().hex[:12]}"
+    admin = open_engine(POSTGRES_URL)
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception:  # no server, no rights: the same answer for the test
+        admin.dispose()
+        require_service(f"PostgreSQL at {POSTGRES_URL}")
+    engine = open_engine(make_url(POSTGRES_URL).set(database=name).render_as_string(False))
+    upgrade(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    """An empty, migrated database: SQLite in a temporary folder, or PostgreSQL."""
+    if request.param == "sqlite":
+        built = open_engine(f"sqlite:///{tmp_path / 'doormail.sqlite3'}")
+        upgrade(built)
+        return built
+    shared: Engine = request.getfixturevalue("postgres_engine")
+    with shared.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            if table.name != "alembic_version":
+                connection.execute(table.delete())
+    return shared

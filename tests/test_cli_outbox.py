@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from doormail.app import Paths, build_service
 from doormail.cli import cli
 from doormail.mail import OutgoingMessage
+from tests.outbox.helpers import mark_failed, mark_sent, queue_committed
 
 runner = CliRunner(env={"COLUMNS": "200"})  # a wide terminal: rows on one line each
 
@@ -28,11 +29,14 @@ def message(recipient: str) -> OutgoingMessage:
 
 def test_outbox_command_shows_each_mail_with_its_state(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
-    outbox = build_service(Paths.resolve(data)).outbox
-    sent, failed = outbox.enqueue_committed([message("a@x.org"), message("b@x.org")], 3600)
-    outbox.claim("test", 10, 60, now=time.time())
-    outbox.mark_sent(sent.id, "250 ok")
-    outbox.mark_failed(failed.id, "550 [no] such user")
+    service = build_service(Paths.resolve(data))
+    queue = service.queue
+    sent, failed = queue_committed(
+        service.engine, queue, [message("a@x.org"), message("b@x.org")], 3600
+    )
+    queue.claim("test", 10, 60, now=time.time())
+    mark_sent(queue, sent.id, "250 ok")
+    mark_failed(queue, failed.id, "550 [no] such user")
 
     everything = runner.invoke(cli, ["outbox", "--data", data])
     assert everything.exit_code == 0, everything.output

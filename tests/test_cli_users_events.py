@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from doormail.app import Paths, build_service
-from doormail.cli import cli, event_fields
+from doormail.cli import cli
+from doormail.sources.command_line import event_fields
 from tests.conftest import RunningService
 
 runner = CliRunner()
@@ -42,7 +43,7 @@ def test_users_import_reports_every_bad_line_and_imports_nothing(tmp_path: Path)
     assert f"{file}:2: email:" in result.stderr
     assert f"{file}:4: line:" in result.stderr
     assert "nothing was imported" in result.stderr
-    assert build_service(Paths.resolve(data)).directory.count() == 0
+    assert build_service(Paths.resolve(data)).users.count() == 0
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import pytest
 
 from doormail import placeholders
-from doormail.directory import User
 from doormail.events import Access, CallEnded, parse_event
 from doormail.placeholders import (
     DEVICE_EVENT_KINDS,
@@ -25,6 +24,7 @@ from doormail.placeholders import (
 )
 from doormail.settings import DEFAULT_ACCESS_BODY, DEFAULT_ACCESS_SUBJECT, Device, Settings
 from doormail.templates import render
+from doormail.users.model import User
 
 # The manual's tables of substitute symbols, tab by tab.
 MANUAL: dict[Kind, tuple[str, ...]] = {

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from doormail import rules
-from doormail.directory import User
 from doormail.events import parse_event
 from doormail.settings import Settings, merge
-from tests.users_in_memory import UsersInMemory
+from doormail.users.model import User, UserLookup
+from tests.users.memory import UsersInMemory
 
 AT = "2025-03-14T09:26:53+00:00"
 USERS = (
@@ -58,7 +58,7 @@ CONFIG: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def users() -> UsersInMemory:
+def users() -> UserLookup:
     return UsersInMemory(USERS)
 
 
@@ -75,7 +75,7 @@ def settings(**changes: Any) -> Settings:
 
 
 def decide(
-    users: UsersInMemory, event: Mapping[str, Any], config: Settings | None = None, **kw: Any
+    users: UserLookup, event: Mapping[str, Any], config: Settings | None = None, **kw: Any
 ) -> rules.Decision:
     return rules.decide(
         parse_event({"at": AT, **event}), config or settings(), users, ringing_at=kw.get("ringing")
@@ -107,7 +107,7 @@ def access(auth_id: str, auth_type: str = "card", **fields: Any) -> dict[str, An
         {"type": "tamper.activated"},
     ],
 )
-def test_smtp_service_disabled_sends_no_mail(users: UsersInMemory, event: dict[str, Any]) -> None:
+def test_smtp_service_disabled_sends_no_mail(users: UserLookup, event: dict[str, Any]) -> None:
     decision = decide(users, event, settings(smtp__enabled=False))
     assert decision == rules.Decision((), "smtp.enabled is false")
 
@@ -127,7 +127,7 @@ def test_smtp_service_disabled_sends_no_mail(users: UsersInMemory, event: dict[s
     ],
 )
 def test_send_email_to_user_at_any_or_missed_outgoing_call(
-    users: UsersInMemory, send: str, answered: bool, reason: str | None
+    users: UserLookup, send: str, answered: bool, reason: str | None
 ) -> None:
     event = missed("101", answered=answered)
     decision = decide(users, event, settings(email_on_call__send=send))
@@ -135,12 +135,12 @@ def test_send_email_to_user_at_any_or_missed_outgoing_call(
     assert to(decision) == ([] if reason else ["alice@example.com"])
 
 
-def test_only_outgoing_calls_send_mail(users: UsersInMemory) -> None:
+def test_only_outgoing_calls_send_mail(users: UserLookup) -> None:
     decision = decide(users, missed("101", direction="incoming"))
     assert decision == rules.Decision((), "only outgoing calls send mail")
 
 
-def test_call_ringing_sends_no_mail_the_mail_is_sent_when_the_call_ends(users: UsersInMemory) -> None:
+def test_call_ringing_sends_no_mail_the_mail_is_sent_when_the_call_ends(users: UserLookup) -> None:
     ringing = {"type": "call.ringing", "call_id": "c-1", "called": "101"}
     assert decide(users, ringing).reason == (
         "call.ringing does not send mail; the mail is sent when the call ends"
@@ -157,42 +157,42 @@ def test_call_ringing_sends_no_mail_the_mail_is_sent_when_the_call_ends(users: U
     ],
 )
 def test_each_called_user_with_an_email_gets_the_mail(
-    users: UsersInMemory, called: list[str], expected: list[str]
+    users: UserLookup, called: list[str], expected: list[str]
 ) -> None:
     assert to(decide(users, missed(*called))) == expected
 
 
-def test_missed_call_to_user_without_email_goes_to_default_to(users: UsersInMemory) -> None:
+def test_missed_call_to_user_without_email_goes_to_default_to(users: UserLookup) -> None:
     decision = decide(users, missed("103"))
     assert to(decision) == ["desk@example.com"]
     assert decision.mails[0].values["User"] == "Carol Svoboda"
 
 
-def test_call_to_number_not_in_users_list_goes_to_default_to(users: UsersInMemory) -> None:
+def test_call_to_number_not_in_users_list_goes_to_default_to(users: UserLookup) -> None:
     decision = decide(users, missed("999"))
     assert to(decision) == ["desk@example.com"]
     assert decision.mails[0].values["User"] == ""
     assert decision.mails[0].values["DialNumber"] == "999"
 
 
-def test_default_to_gets_the_mail_once_per_event(users: UsersInMemory) -> None:
+def test_default_to_gets_the_mail_once_per_event(users: UserLookup) -> None:
     decision = decide(users, missed("101", "103", "998", "999"))
     assert to(decision) == ["alice@example.com", "desk@example.com"]
     assert decision.mails[1].values["DialNumber"] == "103, 998, 999"
 
 
-def test_default_to_may_hold_several_addresses_separated_with_a_comma(users: UsersInMemory) -> None:
+def test_default_to_may_hold_several_addresses_separated_with_a_comma(users: UserLookup) -> None:
     config = settings(email_on_call__default_to="desk@example.com, night@example.com")
     assert to(decide(users, missed("999"), config)) == ["desk@example.com", "night@example.com"]
 
 
 @pytest.mark.parametrize("called", [["999"], ["103"], ["103", "999"]])
-def test_no_recipient_no_mail(users: UsersInMemory, called: list[str]) -> None:
+def test_no_recipient_no_mail(users: UserLookup, called: list[str]) -> None:
     decision = decide(users, missed(*called), settings(email_on_call__default_to=""))
     assert decision == rules.Decision((), "no recipient")
 
 
-def test_user_is_the_called_users_name(users: UsersInMemory) -> None:
+def test_user_is_the_called_users_name(users: UserLookup) -> None:
     values = decide(users, missed("101")).mails[0].values
     assert values == {
         "User": "Alice Novak",
@@ -202,13 +202,13 @@ def test_user_is_the_called_users_name(users: UsersInMemory) -> None:
     }
 
 
-def test_call_to_several_users_leaves_user_empty(users: UsersInMemory) -> None:
+def test_call_to_several_users_leaves_user_empty(users: UserLookup) -> None:
     decision = decide(users, missed("101", "102", "103"))
     assert {mail.values["User"] for mail in decision.mails} == {""}
     assert len(decision.mails) == 4  # Alice, Bob twice, Default To for Carol
 
 
-def test_dial_number_of_a_call_to_a_user_id_is_the_users_number(users: UsersInMemory) -> None:
+def test_dial_number_of_a_call_to_a_user_id_is_the_users_number(users: UserLookup) -> None:
     assert decide(users, missed("u-bob")).mails[0].values["DialNumber"] == "102"
 
 
@@ -221,7 +221,7 @@ def test_dial_number_of_a_call_to_a_user_id_is_the_users_number(users: UsersInMe
     ],
 )
 def test_call_snapshots_are_taken_from_ringing_to_end_of_call(
-    users: UsersInMemory, ringing: float | None, started_at: str | None, span: tuple[float, float]
+    users: UserLookup, ringing: float | None, started_at: str | None, span: tuple[float, float]
 ) -> None:
     fields = {"started_at": started_at} if started_at else {}
     event = missed("101", at="2025-03-14T09:26:53+00:00", **fields)
@@ -237,7 +237,7 @@ def test_call_snapshots_are_taken_from_ringing_to_end_of_call(
     )
 
 
-def test_call_mail_uses_the_email_on_call_templates(users: UsersInMemory) -> None:
+def test_call_mail_uses_the_email_on_call_templates(users: UserLookup) -> None:
     config = settings(
         email_on_call__subject="Call $DialNumber$", email_on_call__body="<p>$User$</p>"
     )
@@ -264,7 +264,7 @@ def test_call_mail_uses_the_email_on_call_templates(users: UsersInMemory) -> Non
     ],
 )
 def test_send_email_at_all_or_denied_accesses(
-    users: UsersInMemory, send: str, auth_id: str, expected: str | None
+    users: UserLookup, send: str, auth_id: str, expected: str | None
 ) -> None:
     decision = decide(users, access(auth_id), settings(email_on_access__send=send))
     assert decision.reason == expected
@@ -281,7 +281,7 @@ def test_send_email_at_all_or_denied_accesses(
     ],
 )
 def test_access_with_valid_identifier_of_user_with_email_goes_to_that_user(
-    users: UsersInMemory, auth_type: str, auth_id: str
+    users: UserLookup, auth_type: str, auth_id: str
 ) -> None:
     decision = decide(users, access(auth_id, auth_type))
     assert to(decision) == ["alice@example.com"]
@@ -289,33 +289,33 @@ def test_access_with_valid_identifier_of_user_with_email_goes_to_that_user(
     assert (values["User"], values["AuthIdValid"]) == ("Alice Novak", "Valid")
 
 
-def test_access_with_invalid_card_goes_to_default_to(users: UsersInMemory) -> None:
+def test_access_with_invalid_card_goes_to_default_to(users: UserLookup) -> None:
     decision = decide(users, access("FFFFFFFFFF"))
     assert to(decision) == ["security@example.com"]
     assert decision.mails[0].values["AuthIdValid"] == "Invalid"
     assert decision.mails[0].values["User"] == ""
 
 
-def test_access_by_user_without_email_goes_to_default_to(users: UsersInMemory) -> None:
+def test_access_by_user_without_email_goes_to_default_to(users: UserLookup) -> None:
     decision = decide(users, access("fp-carol", "fingerprint"))
     assert to(decision) == ["security@example.com"]
     assert decision.mails[0].values["User"] == "Carol Svoboda"
 
 
-def test_access_denied_to_a_known_user_goes_to_default_to(users: UsersInMemory) -> None:
+def test_access_denied_to_a_known_user_goes_to_default_to(users: UserLookup) -> None:
     decision = decide(users, access("0012AB34CD", valid=False))
     assert to(decision) == ["security@example.com"]
     values = decision.mails[0].values
     assert (values["User"], values["AuthIdValid"]) == ("Alice Novak", "Invalid")
 
 
-def test_access_validity_and_user_come_from_the_event_when_given(users: UsersInMemory) -> None:
+def test_access_validity_and_user_come_from_the_event_when_given(users: UserLookup) -> None:
     decision = decide(users, access("unknown-tag", "bluetooth", valid=True, user="u-bob"))
     assert to(decision) == ["bob@example.com", "bob@work.example"]
     assert decision.mails[0].values["User"] == "Bob Marek"
 
 
-def test_access_no_recipient_no_mail(users: UsersInMemory) -> None:
+def test_access_no_recipient_no_mail(users: UserLookup) -> None:
     decision = decide(users, access("FFFFFFFFFF"), settings(email_on_access__default_to=""))
     assert decision == rules.Decision((), "no recipient")
 
@@ -329,7 +329,7 @@ def test_access_no_recipient_no_mail(users: UsersInMemory) -> None:
     ],
 )
 def test_access_placeholders_name_the_identifier_its_type_and_validity(
-    users: UsersInMemory, auth_type: str, auth_id: str, auth_id_type: str, valid: str
+    users: UserLookup, auth_type: str, auth_id: str, auth_id_type: str, valid: str
 ) -> None:
     values = decide(users, access(auth_id, auth_type)).mails[0].values
     assert set(values) == {"User", "DateTime", "AuthId", "DeviceName", "AuthIdType", "AuthIdValid"}
@@ -340,7 +340,7 @@ def test_access_placeholders_name_the_identifier_its_type_and_validity(
     )
 
 
-def test_access_snapshots_are_taken_at_its_moment(users: UsersInMemory) -> None:
+def test_access_snapshots_are_taken_at_its_moment(users: UserLookup) -> None:
     mail = decide(users, access("0012AB34CD")).mails[0]
     assert mail.span == (1741944413.0, 1741944413.0)
     assert mail.kind == "access"
@@ -358,7 +358,7 @@ def test_access_snapshots_are_taken_at_its_moment(users: UsersInMemory) -> None:
     ],
 )
 def test_each_enabled_device_event_sends_to_the_send_to_email_address(
-    users: UsersInMemory, event_type: str, kind: str
+    users: UserLookup, event_type: str, kind: str
 ) -> None:
     config = settings(email_on_event__to="admin@example.com, facility@example.com")
     decision = decide(users, {"type": event_type}, config)
@@ -387,14 +387,14 @@ def test_each_enabled_device_event_sends_to_the_send_to_email_address(
     ],
 )
 def test_a_device_event_that_is_not_enabled_sends_no_mail(
-    users: UsersInMemory, event_type: str, kind: str
+    users: UserLookup, event_type: str, kind: str
 ) -> None:
     config = settings(**{f"email_on_event__{kind}__enabled": False})
     decision = decide(users, {"type": event_type}, config)
     assert decision == rules.Decision((), f"email_on_event.{kind}.enabled is false")
 
 
-def test_device_event_without_address_sends_no_mail(users: UsersInMemory) -> None:
+def test_device_event_without_address_sends_no_mail(users: UserLookup) -> None:
     decision = decide(users, {"type": "tamper.activated"}, settings(email_on_event__to=""))
     assert decision == rules.Decision((), "no recipient")
 
@@ -402,7 +402,7 @@ def test_device_event_without_address_sends_no_mail(users: UsersInMemory) -> Non
 # --- Every kind of mail ----------------------------------------------------------------------
 
 
-def test_one_message_per_recipient_address(users: UsersInMemory) -> None:
+def test_one_message_per_recipient_address(users: UserLookup) -> None:
     # Alice and Erin share a mailbox (in another case); Default To repeats Bob's address.
     config = settings(email_on_call__default_to="bob@example.com, desk@example.com")
     decision = decide(users, missed("101", "105", "102", "999"), config)
@@ -414,19 +414,19 @@ def test_one_message_per_recipient_address(users: UsersInMemory) -> None:
     ]
 
 
-def test_device_name_is_the_events_device_or_the_device_name(users: UsersInMemory) -> None:
+def test_device_name_is_the_events_device_or_the_device_name(users: UserLookup) -> None:
     assert decide(users, missed("101")).mails[0].values["DeviceName"] == "Front door"
     mail = decide(users, missed("101", device="Garage gate")).mails[0]
     assert mail.values["DeviceName"] == "Garage gate"
 
 
-def test_date_time_is_the_events_time_in_the_device_time_zone(users: UsersInMemory) -> None:
+def test_date_time_is_the_events_time_in_the_device_time_zone(users: UserLookup) -> None:
     config = settings(device__timezone="Europe/Prague", device__datetime_format="%d.%m.%Y %H:%M")
     mail = decide(users, missed("101"), config).mails[0]
     assert mail.values["DateTime"] == "14.03.2025 10:26"
 
 
-def test_an_event_without_a_time_happened_now(users: UsersInMemory) -> None:
+def test_an_event_without_a_time_happened_now(users: UserLookup) -> None:
     before = datetime.now(UTC).timestamp()
     event = parse_event({"type": "tamper.activated"})
     mail = rules.decide(event, settings(), users).mails[0]

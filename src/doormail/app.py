@@ -1,32 +1,38 @@
-"""Wires the stages into a running service: storage, settings, accounts, certificates, the
-pipeline and the delivery worker. Nothing here decides or delivers; it only connects."""
+"""Wires the parts into a running service: storage, settings, accounts, certificates, the users
+list, the camera, the pipeline and the delivery worker, each built once and handed exactly what
+it uses. Nothing here decides or delivers; only the entry points (web, cli) read the Service."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
-from doormail import datafolder, firststart
+from doormail import firststart
 from doormail.accounts import Accounts
+from doormail.applytest import SmtpTests
 from doormail.camera.service import CameraService
 from doormail.certificates import Certificates
-from doormail.delivery.apply_test import SmtpTests
 from doormail.delivery.worker import DeliveryWorker
-from doormail.directory import Directory
-from doormail.intake import Intake
 from doormail.metrics import Metrics
-from doormail.outbox import Outbox
-from doormail.store import open_engine
+from doormail.outbox import Admin, Queue
+from doormail.pipeline.commit import Committer
+from doormail.pipeline.intake import Intake
+from doormail.store import datafolder, open_engine
 from doormail.store.engine import sqlite_url
 from doormail.store.settings_store import SettingsStore
+from doormail.users.store import UserStore
 
 DEFAULT_DATA = "./doormail-data"
 DEFAULT_LISTEN = "127.0.0.1:8480"
+
+# A long-running coroutine (the delivery worker, the camera's capture) that `serve` starts with
+# the web application and cancels when it stops.
+Runner = Callable[[], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -43,25 +49,24 @@ class Paths:
         return cls(data_dir=data, database_url=url)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Service:
-    """Everything a running doormail holds, built once from its paths and handed around."""
+    """Every part of a running doormail, built once from its paths; what the entry points use."""
 
     paths: Paths
     engine: Engine
     settings: SettingsStore
     accounts: Accounts
-    camera: CameraService
     certificates: Certificates
-    directory: Directory
+    users: UserStore
+    camera: CameraService
     metrics: Metrics
-    outbox: Outbox
+    queue: Queue
+    outbox: Admin
     worker: DeliveryWorker
-    smtp_tests: SmtpTests = field(init=False)  # Apply & Test runs, built from the parts above
-    intake: Intake = field(init=False)  # events in, mails queued: built from the parts above
-    # Long-running coroutines (the delivery worker, camera capture, event sources) that the web
-    # application starts with itself and cancels when it stops.
-    runners: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    intake: Intake
+    smtp_tests: SmtpTests
+    runners: tuple[Runner, ...]
 
 
 def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
@@ -76,24 +81,35 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
             firststart.prepare(engine, paths.data_dir)
     settings = SettingsStore(engine)
     certificates = Certificates(engine, paths.data_dir)
+    users = UserStore(engine)
+    camera = CameraService(settings.load)
     metrics = Metrics()
-    outbox = Outbox(engine, metrics=metrics)
+    queue = Queue(engine, metrics=metrics)
+    outbox = Admin(engine)
     metrics.watch_outbox(outbox.counts)
-    worker = DeliveryWorker(outbox, lambda: settings.load().smtp, certificates.tls_context)
-    service = Service(
+    worker = DeliveryWorker(queue, lambda: settings.load().smtp, certificates.tls_context)
+    committer = Committer(engine, queue, observe_lock=metrics.commit_lock_seconds.observe)
+    intake = Intake(
+        load_settings=settings.load,
+        users=users.reader,
+        camera=camera,
+        committer=committer,
+        on_queued=worker.notify,
+        on_event=lambda kind: metrics.events_received.labels(type=kind).inc(),
+    )
+    return Service(
         paths=paths,
         engine=engine,
         settings=settings,
         accounts=Accounts(engine),
-        camera=CameraService(settings.load),
         certificates=certificates,
-        directory=Directory(engine),
+        users=users,
+        camera=camera,
         metrics=metrics,
+        queue=queue,
         outbox=outbox,
         worker=worker,
+        intake=intake,
+        smtp_tests=SmtpTests(settings.load, certificates.tls_context, camera),
+        runners=(worker.run, camera.run),
     )
-    service.smtp_tests = SmtpTests(settings, certificates.tls_context, service.camera)
-    service.intake = Intake(service)
-    service.runners.append(worker.run)
-    service.runners.append(service.camera.run)
-    return service

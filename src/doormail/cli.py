@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,10 +20,11 @@ from rich.text import Text
 
 from doormail import settings as model
 from doormail.accounts import DEFAULT_SCOPE, TokenError
-from doormail.app import DEFAULT_LISTEN, Paths, Service, build_service
-from doormail.delivery.apply_test import TestRun
+from doormail.app import DEFAULT_LISTEN, Paths, Runner, Service, build_service
+from doormail.applytest import TestRun
 from doormail.firststart import FirstStartError
 from doormail.outbox import OutboxError, OutboxItem
+from doormail.sources.command_line import event_body
 
 cli = typer.Typer(
     help="E-mail notifications for door stations and IP intercoms.", no_args_is_help=True
@@ -118,6 +121,38 @@ def serve(
     )
 
 
+@cli.command()
+def worker(data: DataOption = None, database: DatabaseOption = None) -> None:
+    """Run the delivery worker alone (no HTTP), beside `doormail serve` on the same database
+    (on PostgreSQL, as many as you like); it stops on SIGTERM or Ctrl-C."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        service = build_service(Paths.resolve(data, database), first_start_apart=True)
+    except FirstStartError as error:
+        raise _fail(str(error)) from None
+    where = service.engine.url.render_as_string(hide_password=True)
+    console.print(
+        f"doormail worker delivering from {where} (data: {service.paths.data_dir.resolve()})",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
+    sys.stdout.flush()
+    asyncio.run(_until_stopped(service.worker.run))
+
+
+async def _until_stopped(run: Runner) -> None:
+    """Run `run` until SIGTERM or SIGINT cancels it (it saves what it was doing on the way out)."""
+    task = asyncio.create_task(run())
+    loop = asyncio.get_running_loop()
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(stop, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 @config_cli.command("export")
 def config_export(data: DataOption = None, database: DatabaseOption = None) -> None:
     """Print the configuration as JSON; secrets are left out."""
@@ -212,14 +247,14 @@ def users_import(
     database: DatabaseOption = None,
 ) -> None:
     """Create or replace the users in FILE: all or nothing, every bad line reported."""
-    from doormail.directory import CsvError
+    from doormail.users.csv import CsvError
 
     try:
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise _fail(f"cannot read {file}: {error}") from None
     try:
-        count = _service(data, database).directory.import_csv(text, replace_all=replace)
+        count = _service(data, database).users.import_csv(text, replace_all=replace)
     except CsvError as error:
         for problem in error.problems:
             line = f"{file}:{problem.line}: {problem.column}: {problem.message}"
@@ -231,31 +266,7 @@ def users_import(
 @users_cli.command("export")
 def users_export(data: DataOption = None, database: DatabaseOption = None) -> None:
     """Print the users list as CSV."""
-    sys.stdout.write(_service(data, database).directory.export_csv())
-
-
-def event_fields(args: list[str]) -> dict[str, Any]:
-    """`--field value` pairs as an event's fields: "true"/"false" become booleans, a repeated
-    field a list (`--called 101 --called 102`), dashes in names underscores."""
-    fields: dict[str, Any] = {}
-    rest = list(args)
-    while rest:
-        option = rest.pop(0)
-        name, equals, value = option.removeprefix("--").partition("=")
-        if not option.startswith("--") or not name:
-            raise ValueError(f"expected --FIELD VALUE, got {option!r}")
-        if not equals:
-            if not rest:
-                raise ValueError(f"--{name} needs a value")
-            value = rest.pop(0)
-        key = name.replace("-", "_")
-        converted = {"true": True, "false": False}.get(value.lower(), value)
-        if key in fields:
-            previous = fields[key]
-            fields[key] = [*(previous if isinstance(previous, list) else [previous]), converted]
-        else:
-            fields[key] = converted
-    return fields
+    sys.stdout.write(_service(data, database).users.export_csv())
 
 
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -276,7 +287,7 @@ def event(
     import httpx
 
     try:
-        body = {"type": event_type, **event_fields(context.args)}
+        body = event_body(event_type, context.args)
     except ValueError as error:
         raise _fail(str(error)) from None
     base = url or "http://" + (os.environ.get("DOORMAIL_LISTEN") or DEFAULT_LISTEN)
@@ -351,7 +362,7 @@ def outbox_command(
 ) -> None:
     """The outbox as a table, newest first."""
     try:
-        page = _service(data, database).outbox.list(status, limit)
+        page = _service(data, database).outbox.page(status, limit)
     except OutboxError as error:
         raise _fail(f"--{error.field}: {error.message}") from None
     console.print(outbox_table(page.items))

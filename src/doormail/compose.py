@@ -9,6 +9,7 @@ import html
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.header import Header
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
@@ -93,7 +94,25 @@ def compose(
 # it first, so a user named "=?utf-8?q?=0D=0ABcc:...?=" would put a raw CR LF into the header
 # (CVE-2024-6923 on Python < 3.11.10 / 3.12.5). Encoding the values here leaves it nothing to
 # decode.
-_POLICY = SMTP.clone(refold_source="none")
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The email package's registry of header classes, keeping the class it makes for each
+    name: the stock one makes a new class (a `type()` call) for every header it parses, a tenth
+    of the time a message takes to build."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        made = self._made.get(name.lower())
+        if made is None:
+            made = self._made[name.lower()] = super().__getitem__(name)
+        return made
+
+
+_POLICY = SMTP.clone(refold_source="none", header_factory=_HeaderClasses())
 _MAX_LINE = 78
 
 

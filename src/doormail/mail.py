@@ -12,9 +12,7 @@ class OutgoingMessage:
     every retry sends the same thing."""
 
     event_id: str
-    kind: (
-        str  # call | access | sip_registration_lost | device_rebooted | tamper | send_email | test
-    )
+    kind: str  # one of placeholders.Kind; delivery only stores and shows it
     sender: str  # envelope MAIL FROM (smtp.from)
     recipient: str  # envelope RCPT TO: one address
     subject: str

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
-from doormail.directory import User
 from doormail.events import Access, Event
 from doormail.settings import Device, EmailOnAccess, EmailOnCall, EventMessage, Settings
+from doormail.users.model import User
 
 __all__ = [
     "AUTH_ID_TYPES",
@@ -34,9 +34,11 @@ __all__ = [
     "values",
 ]
 
-# The kinds of mail whose subject and body hold placeholders. (The test e-mail of Apply & Test
-# has fixed text.)
-Kind = Literal["call", "access", "sip_registration_lost", "device_rebooted", "tamper", "send_email"]
+# Every kind of mail doormail sends (the outbox's `kind`); each one's subject and body hold
+# placeholders. The test e-mail of Apply & Test has fixed templates of its own.
+Kind = Literal[
+    "call", "access", "sip_registration_lost", "device_rebooted", "tamper", "send_email", "test"
+]
 # Where each kind of mail keeps its subject and body in the settings. A mail sent on demand has
 # none of its own, so these are also the kinds a preview shows.
 TEMPLATE_SECTIONS: Mapping[Kind, str] = {

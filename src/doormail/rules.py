@@ -5,11 +5,10 @@ asks the users list but sends, renders and stores nothing."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from doormail import placeholders
-from doormail.directory import User, UserLookup
 from doormail.events import (
     Access,
     CallEnded,
@@ -20,8 +19,8 @@ from doormail.events import (
     TamperActivated,
 )
 from doormail.placeholders import DEVICE_EVENT_KINDS, Context, Kind
-from doormail.placeholders import device_name as device_name  # calls are remembered by it
 from doormail.settings import EventMessage, Settings, Snapshots, split_addresses
+from doormail.users.model import User, UserLookup
 
 NO_RECIPIENT = "no recipient"
 SMTP_DISABLED = "smtp.enabled is false"
@@ -40,6 +39,18 @@ class Mail:
     values: Mapping[str, str]
     snapshots: Snapshots
     span: tuple[float, float]
+    # Send E-Mail's own (an event's mail takes both from its tab and smtp.from): the order's
+    # From address, and its snapshots' width and height, which need not be a tab's resolution.
+    sender: str | None = None
+    size: tuple[int, int] | None = None
+
+    @property
+    def picture_size(self) -> tuple[int, int]:
+        """The snapshots' width and height."""
+        if self.size is not None:
+            return self.size
+        width, height = self.snapshots.resolution.split("x")
+        return int(width), int(height)
 
 
 @dataclass(frozen=True)
@@ -254,3 +265,48 @@ def device_event_mails(
 def moment(at: datetime) -> tuple[float, float]:
     """Snapshots of an access or device event are taken at its moment."""
     return at.timestamp(), at.timestamp()
+
+
+# --- Send E-Mail (SPEC section 7) ------------------------------------------------------------
+
+SEND_EMAIL_KIND: Kind = "send_email"
+
+
+@dataclass(frozen=True)
+class SendEmail:
+    """An order to send a mail now: the Automation action Send E-Mail, or the intercom's
+    `/api/email/send`. `subject`/`body` None means the E-Mail on Call templates; `snapshots`
+    pictures of `width`x`height` over the last `time_span` seconds; `sender` replaces smtp.from
+    in the From header; `user` fills `$User$` when the mail is for a user of the list."""
+
+    recipients: tuple[str, ...]
+    subject: str | None = None
+    body: str | None = None
+    sender: str | None = None
+    snapshots: int = 1
+    time_span: float = 1.0
+    width: int = 640
+    height: int = 480
+    user: User | None = None
+
+
+def send_email_mails(order: SendEmail, settings: Settings, at: datetime) -> Decision:
+    """The mails of a Send E-Mail order placed at `at`: one per address it names (the order
+    names them; no users list is asked), while SMTP Service Enabled is on."""
+    if not settings.smtp.enabled:
+        return Decision.none(SMTP_DISABLED)
+    tab = settings.email_on_call
+    pictures = Snapshots(attach=order.snapshots > 0, count=max(order.snapshots, 1))
+    end = at.timestamp()
+    letter = _Letter(
+        SEND_EMAIL_KIND,
+        tab.subject if order.subject is None else order.subject,
+        tab.body if order.body is None else order.body,
+        pictures,
+        (end - order.time_span, end),
+    )
+    values = placeholders.values(Context(SEND_EMAIL_KIND, settings, at, user=order.user))
+    decided = one_mail_per_address(letter, ((address, values) for address in order.recipients))
+    size = (order.width, order.height)
+    mails = tuple(replace(mail, sender=order.sender, size=size) for mail in decided.mails)
+    return Decision(mails, decided.reason)

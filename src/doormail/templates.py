@@ -9,9 +9,6 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
-# The send-email action takes `$DateTime$` from here; the value belongs to the placeholders.
-from doormail.placeholders import datetime_value as datetime_value
-
 __all__ = ["header_safe", "render"]
 
 # A placeholder starts at a `$`: a name, then either the closing `$`, or `:` and the

@@ -19,7 +19,9 @@ from doormail.delivery.errors import (
     Attempt,
     DeliveryError,
     PermanentDeliveryError,
+    Scope,
     SmtpReply,
+    Stage,
     TemporaryDeliveryError,
     from_exception,
     from_reply,
@@ -227,3 +229,40 @@ def test_smtp_reply_reads_like_the_server_said_it() -> None:
 def test_every_delivery_error_carries_a_hint_and_a_stage() -> None:
     error: DeliveryError = from_reply(SmtpReply(500, "?"), stage="ehlo", attempt=STARTTLS_587)
     assert error.hint and error.stage == "ehlo"
+
+
+@pytest.mark.parametrize(
+    ("stage", "scope"),
+    [
+        ("resolving", "session"),
+        ("connecting", "session"),
+        ("tls", "session"),
+        ("ehlo", "session"),
+        ("auth", "session"),
+        ("mail", "message"),
+        ("data", "message"),
+        ("reply", "message"),
+        ("rcpt", "recipient"),
+    ],
+)
+def test_a_failure_before_any_mail_is_the_sessions_and_after_it_the_messages_or_recipients(
+    stage: Stage, scope: Scope
+) -> None:
+    error = from_reply(SmtpReply(451, "4.3.0 try again later"), stage=stage, attempt=STARTTLS_587)
+    assert error.scope == scope
+
+
+@pytest.mark.parametrize(
+    ("error", "before"),
+    [
+        (TemporaryDeliveryError("lost", hint="", stage="mail"), True),
+        (TemporaryDeliveryError("lost", hint="", stage="rset"), True),
+        (TemporaryDeliveryError("lost", hint="", stage="rcpt"), False),
+        (TemporaryDeliveryError("lost", hint="", stage="data"), False),
+        (PermanentDeliveryError("refused", hint="", stage="mail"), False),
+    ],
+)
+def test_only_a_temporary_failure_before_the_transaction_leaves_the_message_unsent(
+    error: DeliveryError, before: bool
+) -> None:
+    assert error.before_message is before

@@ -17,8 +17,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from doormail.app import Service
-from doormail.camera import NoCamera
-from doormail.delivery.apply_test import SmtpTests
+from doormail.applytest import SmtpTests
 from doormail.delivery.oauth2 import OAuth2Tokens
 from doormail.delivery.session import (
     PermanentDeliveryError,
@@ -26,6 +25,7 @@ from doormail.delivery.session import (
     TemporaryDeliveryError,
 )
 from doormail.settings import OAuth2, Smtp, apply_patch
+from tests.camera.fakes import NoCamera
 from tests.conftest import free_port
 
 
@@ -223,7 +223,7 @@ async def test_apply_and_test_does_not_send_the_stored_oauth2_secrets_to_a_token
     tokens, elsewhere = endpoint
     server, port = smtp_port
     _save_xoauth2(service, port)
-    tests = SmtpTests(service.settings, service.certificates.tls_context, NoCamera())
+    tests = SmtpTests(service.settings.load, service.certificates.tls_context, NoCamera())
     run = tests.start("alice@example.com", {"oauth2": {"token_url": elsewhere}})
     lines = [line async for line in run.follow()]
     assert tokens.requests == []

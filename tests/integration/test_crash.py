@@ -14,10 +14,11 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from doormail.mail import OutgoingMessage
-from doormail.outbox import Outbox, OutboxItem
+from doormail.outbox import Admin, OutboxItem, Queue
 from doormail.store import open_engine
 from doormail.store.engine import sqlite_url
 from tests.conftest import RunningService, free_port, start_serve
+from tests.outbox.helpers import queue_committed
 
 MAILS = 5
 
@@ -56,7 +57,7 @@ def mail(n: int) -> OutgoingMessage:
 
 
 def wait_for(
-    outbox: Outbox, ids: list[str], done: Callable[[OutboxItem], bool], within: float
+    outbox: Admin, ids: list[str], done: Callable[[OutboxItem], bool], within: float
 ) -> list[OutboxItem]:
     deadline = time.monotonic() + within
     while True:
@@ -90,8 +91,10 @@ def test_mail_queued_when_the_service_is_killed_is_delivered_by_the_next_process
         assert reply.status_code == 200, reply.text
     # Queued by another process on the same database, as a second doormail would; the
     # service finds it on its next poll.
-    outbox = Outbox(open_engine(sqlite_url(data_dir)))
-    ids = [item.id for item in outbox.enqueue_committed([mail(n) for n in range(MAILS)], 3600)]
+    engine = open_engine(sqlite_url(data_dir))
+    outbox = Admin(engine)
+    queued = queue_committed(engine, Queue(engine), [mail(n) for n in range(MAILS)], 3600)
+    ids = [item.id for item in queued]
     # The first process has tried each once and put it back to wait for its next attempt.
     wait_for(outbox, ids, lambda i: i.attempts >= 1 and i.status == "queued", within=15)
 

@@ -9,22 +9,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from sqlalchemy import Engine
 
-from doormail.delivery.retry import RetryPolicy
 from doormail.delivery.worker import DeliveryWorker, WorkerOptions
-from doormail.mail import OutgoingMessage
 from doormail.metrics import Metrics
-from doormail.outbox import Outbox, OutboxItem
+from doormail.outbox import Admin, OutboxItem, Queue, RetryPolicy
 from doormail.settings import Smtp
 from doormail.store import open_engine, upgrade
 from tests.conftest import free_port
+from tests.outbox.helpers import queue_committed, unique_mail
 from tests.scripted_smtp import Scripted
 
 DAY = 86400.0
@@ -64,12 +64,24 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
         found.stop()
 
 
+@dataclass(frozen=True)
+class Outbox:
+    """The outbox the worker drains, and what the tests look at it with."""
+
+    engine: Engine
+    queue: Queue
+    admin: Admin
+    metrics: Metrics
+
+
 @pytest.fixture
 def outbox(tmp_path: Path) -> Outbox:
     engine = open_engine(f"sqlite:///{tmp_path / 'outbox.sqlite3'}")
     upgrade(engine)
+    metrics = Metrics()
     # Quick retries, so that a test sees several attempts in well under a second.
-    return Outbox(engine, policy=RetryPolicy(floor=0.1, ceiling=0.2, jitter=0), metrics=Metrics())
+    policy = RetryPolicy(floor=0.1, ceiling=0.2, jitter=0)
+    return Outbox(engine, Queue(engine, policy=policy, metrics=metrics), Admin(engine), metrics)
 
 
 def smtp_to(port: int) -> Smtp:
@@ -88,7 +100,7 @@ def make_worker(
     outbox: Outbox, smtp: Smtp, poll_interval: float = 0.05, connection_idle: float = 2.0
 ) -> DeliveryWorker:
     return DeliveryWorker(
-        outbox,
+        outbox.queue,
         lambda: smtp,
         lambda _smtp: ssl.create_default_context(),
         options=WorkerOptions(
@@ -124,24 +136,12 @@ async def running(outbox: Outbox, server: Server) -> AsyncIterator[DeliveryWorke
         yield worker
 
 
-def mail(recipient: str | None = None) -> OutgoingMessage:
-    recipient = recipient or f"{uuid.uuid4().hex[:12]}@example.com"
-    message_id = f"<{uuid.uuid4().hex}@doormail>"
-    return OutgoingMessage(
-        event_id=f"ev-{uuid.uuid4().hex}",
-        kind="call",
-        sender="door@example.org",
-        recipient=recipient,
-        subject="Call",
-        message_id=message_id,
-        data=f"Message-ID: {message_id}\r\nTo: {recipient}\r\nSubject: Call\r\n\r\nRinging.\r\n".encode(),
-    )
-
-
 def enqueue(
     outbox: Outbox, worker: DeliveryWorker, count: int = 1, deliver_in: float = DAY
 ) -> list[str]:
-    items = outbox.enqueue_committed([mail() for _ in range(count)], deliver_in)
+    items = queue_committed(
+        outbox.engine, outbox.queue, [unique_mail() for _ in range(count)], deliver_in
+    )
     worker.notify()
     return [item.id for item in items]
 
@@ -153,7 +153,7 @@ async def settled(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while True:
-        items = [outbox.get(i) for i in ids]
+        items = [outbox.admin.get(i) for i in ids]
         if all(item is not None and done(item) for item in items):
             return [item for item in items if item is not None]
         assert loop.time() < deadline, f"not settled: {items}"
@@ -191,7 +191,7 @@ async def test_421_then_451_then_250_is_retried_and_received_exactly_once(
     assert (item.status, item.attempts) == ("sent", 3)
     assert server.handler.data_commands == 3
     assert len(server.handler.received) == 1
-    assert outbox.message(item.id) == server.handler.received[0]
+    assert outbox.admin.message(item.id) == server.handler.received[0]
 
 
 async def test_550_fails_without_retry_and_keeps_the_servers_text(
@@ -229,9 +229,10 @@ async def test_mail_expires_when_deliver_in_passes_while_the_server_is_down(
     [item] = await settled(outbox, ids, is_final)
     assert item.status == "expired"
     assert item.attempts >= 2  # retried until the deadline, then given up
-    metrics = outbox._metrics
-    assert metrics is not None
-    assert metrics.registry.get_sample_value("doormail_mails_expired_total", {"kind": "call"}) == 1
+    assert (
+        outbox.metrics.registry.get_sample_value("doormail_mails_expired_total", {"kind": "call"})
+        == 1
+    )
 
 
 async def test_a_connection_dropped_right_after_the_250_counts_as_sent_once(
@@ -243,7 +244,7 @@ async def test_a_connection_dropped_right_after_the_250_counts_as_sent_once(
     items = await settled(outbox, ids, is_final)
     assert [item.status for item in items] == ["sent"] * 3
     # Each mail was received once: a dropped connection after the 250 is not a failure.
-    assert sorted(server.handler.received) == sorted(outbox.message(i) for i in ids)
+    assert sorted(server.handler.received) == sorted(outbox.admin.message(i) for i in ids)
 
 
 async def test_several_due_mails_go_over_one_connection(outbox: Outbox, server: Server) -> None:
@@ -251,9 +252,9 @@ async def test_several_due_mails_go_over_one_connection(outbox: Outbox, server: 
     worker = make_worker(outbox, smtp_to(server.port))
     ids = enqueue(outbox, worker, count=5)
     assert await worker.drain() == 5
-    assert {outbox.get(i).status for i in ids} == {"sent"}  # type: ignore[union-attr]
+    assert {outbox.admin.get(i).status for i in ids} == {"sent"}  # type: ignore[union-attr]
     assert len(server.handler.connections) == 1
-    assert sorted(server.handler.received) == sorted(outbox.message(i) for i in ids)
+    assert sorted(server.handler.received) == sorted(outbox.admin.message(i) for i in ids)
 
 
 async def test_one_refused_mail_does_not_hold_up_the_others_on_the_connection(
@@ -264,7 +265,7 @@ async def test_one_refused_mail_does_not_hold_up_the_others_on_the_connection(
     worker = make_worker(outbox, smtp_to(server.port))
     ids = enqueue(outbox, worker, count=3)
     await worker.drain()
-    statuses = [outbox.get(i).status for i in ids]  # type: ignore[union-attr]
+    statuses = [outbox.admin.get(i).status for i in ids]  # type: ignore[union-attr]
     assert sorted(statuses) == ["failed", "sent", "sent"]
     assert len(server.handler.connections) == 1
 
@@ -277,10 +278,10 @@ async def test_a_refused_recipient_does_not_hold_up_the_next_mail(
     worker = make_worker(outbox, smtp_to(server.port))
     ids = enqueue(outbox, worker, count=2)
     await worker.drain()
-    items = {item.status: item for item in (outbox.get(i) for i in ids) if item is not None}
+    items = {item.status: item for item in (outbox.admin.get(i) for i in ids) if item is not None}
     assert sorted(items) == ["failed", "sent"]
     assert "Recipient address rejected" in (items["failed"].last_error or "")
-    assert server.handler.received == [outbox.message(items["sent"].id)]
+    assert server.handler.received == [outbox.admin.message(items["sent"].id)]
     assert len(server.handler.connections) == 1
 
 
@@ -303,7 +304,7 @@ async def test_a_server_that_fails_the_session_is_tried_once_per_round_not_once_
     finally:
         listener.close()
         await listener.wait_closed()
-    items = [outbox.get(i) for i in ids]
+    items = [outbox.admin.get(i) for i in ids]
     assert {item.status for item in items if item is not None} == {"queued"}
     assert {item.attempts for item in items if item is not None} == {1}
     assert accepted == 1
@@ -315,7 +316,7 @@ async def test_nothing_is_sent_while_smtp_is_disabled(outbox: Outbox, server: Se
     worker = make_worker(outbox, disabled)
     ids = enqueue(outbox, worker)
     assert await worker.drain() == 0
-    item = outbox.get(ids[0])
+    item = outbox.admin.get(ids[0])
     assert item is not None and item.status == "queued"
     assert server.handler.connections == []
 
@@ -326,7 +327,7 @@ async def test_a_stopped_worker_gives_back_the_mail_it_had_not_sent(
     server.handler.data_delay = 0.02  # slow enough to stop the worker midway
     server.start()
     worker = DeliveryWorker(
-        outbox,
+        outbox.queue,
         lambda: smtp_to(server.port),
         lambda _smtp: ssl.create_default_context(),
         options=WorkerOptions(batch=5, timeout=5),
@@ -337,12 +338,12 @@ async def test_a_stopped_worker_gives_back_the_mail_it_had_not_sent(
         await asyncio.sleep(0.001)
     drain.cancel()
     await asyncio.gather(drain, return_exceptions=True)
-    statuses = {item.status for item in (outbox.get(i) for i in ids) if item is not None}
+    statuses = {item.status for item in (outbox.admin.get(i) for i in ids) if item is not None}
     assert statuses <= {"sent", "queued"}  # none left leased to a worker that is gone
     assert "queued" in statuses
     server.handler.data_delay = 0
     await worker.drain()
-    assert {outbox.get(i).status for i in ids} == {"sent"}  # type: ignore[union-attr]
+    assert {outbox.admin.get(i).status for i in ids} == {"sent"}  # type: ignore[union-attr]
 
 
 async def test_mails_a_moment_apart_go_over_the_connection_kept_between_rounds(
@@ -374,7 +375,9 @@ async def test_a_kept_connection_the_server_hangs_up_on_costs_no_attempt(
         second = enqueue(outbox, worker)
         [item] = await settled(outbox, second, is_final)
     assert (item.status, item.attempts) == ("sent", 1)
-    assert sorted(server.handler.received) == sorted(outbox.message(i) for i in first + second)
+    assert sorted(server.handler.received) == sorted(
+        outbox.admin.message(i) for i in first + second
+    )
     assert len(server.handler.connections) == 2
 
 
@@ -419,7 +422,7 @@ async def test_changed_settings_close_the_kept_connection_and_open_another(
     try:
         current = smtp_to(server.port)
         worker = DeliveryWorker(
-            outbox,
+            outbox.queue,
             lambda: current,
             lambda _smtp: ssl.create_default_context(),
             options=WorkerOptions(poll_interval=60, timeout=5),
@@ -450,11 +453,11 @@ async def test_security_none_needs_no_tls_context(outbox: Outbox, server: Server
 
     server.start()
     worker = DeliveryWorker(
-        outbox, lambda: smtp_to(server.port), no_context, options=WorkerOptions(timeout=5)
+        outbox.queue, lambda: smtp_to(server.port), no_context, options=WorkerOptions(timeout=5)
     )
     ids = enqueue(outbox, worker)
     await worker.drain()
-    assert outbox.get(ids[0]).status == "sent"  # type: ignore[union-attr]
+    assert outbox.admin.get(ids[0]).status == "sent"  # type: ignore[union-attr]
 
 
 async def test_rounds_look_for_overdue_mail_once_a_poll_interval_and_claim_once_a_batch(
@@ -462,13 +465,13 @@ async def test_rounds_look_for_overdue_mail_once_a_poll_interval_and_claim_once_
 ) -> None:
     calls = {"claim": 0, "expire_overdue": 0}
     for name in calls:
-        original = getattr(outbox, name)
+        original = getattr(outbox.queue, name)
 
         def counted(*args: Any, _name: str = name, _original: Any = original) -> Any:
             calls[_name] += 1
             return _original(*args)
 
-        monkeypatch.setattr(outbox, name, counted)
+        monkeypatch.setattr(outbox.queue, name, counted)
     server.start()
     worker = make_worker(outbox, smtp_to(server.port), poll_interval=60)
     for _ in range(3):

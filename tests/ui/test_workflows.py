@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, expect
 
-from doormail.pem import self_signed
+from doormail.certificates.pem import self_signed
 from tests.conftest import Lab, RunningService
 from tests.ui.conftest import SCREENSHOTS
 

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from doormail.app import Service
-from doormail.directory import User
 from doormail.settings import apply_patch
+from doormail.users.model import User
 from tests.conftest import ADMIN_PASSWORD, RecordingCamera, free_port
 
 NATIVE = "/api/actions/send-email"
@@ -36,10 +36,10 @@ def enabled(service: Service, camera: RecordingCamera) -> Service:
         },
     }
     service.settings.save(apply_patch(service.settings.load(), config))
-    service.directory.create(
+    service.users.create(
         User(id="u-alice", name="Alice <Novak>", email="alice@example.com, a@work.example")
     )
-    service.directory.create(User(id="u-bob", name="Bob"))
+    service.users.create(User(id="u-bob", name="Bob"))
     return service
 
 
@@ -63,7 +63,7 @@ def only_mail(service: Service, reply: dict[str, Any]) -> EmailMessage:
 
 
 def all_queued(service: Service) -> list[EmailMessage]:
-    items = service.outbox.list(limit=100).items
+    items = service.outbox.page(limit=100).items
     return [message(service, item.id) for item in items]
 
 
@@ -172,7 +172,7 @@ def test_send_email_action_refuses_bad_input_naming_the_field(
         reply = api.post(NATIVE, json=body)
         assert reply.status_code == 422, (body, reply.text)
         assert reply.json()["error"]["field"] == field, (body, reply.text)
-    assert enabled.outbox.list(limit=10).items == []
+    assert enabled.outbox.page(limit=10).items == []
 
 
 def test_send_email_action_to_an_unknown_user_is_not_found(
@@ -194,7 +194,7 @@ def test_send_email_action_with_smtp_disabled_is_a_conflict(
     assert reply.status_code == 409
     assert reply.json()["error"]["code"] == "smtp_disabled"
     assert reply.json()["error"]["field"] == "smtp.enabled"
-    assert camera.asked == [] and service.outbox.list(limit=10).items == []
+    assert camera.asked == [] and service.outbox.page(limit=10).items == []
 
 
 def test_send_email_action_with_invalid_json_is_a_bad_request(
@@ -293,7 +293,7 @@ def test_intercom_form_body_over_64_kb_is_too_big(api: TestClient, enabled: Serv
             "success": False,
             "error": {"code": 13, "param": "body", "description": "parameter data too big"},
         }
-    assert enabled.outbox.list(limit=10).items == []
+    assert enabled.outbox.page(limit=10).items == []
 
 
 def test_intercom_form_errors_name_the_parameter(api: TestClient, enabled: Service) -> None:
@@ -304,7 +304,7 @@ def test_intercom_form_errors_name_the_parameter(api: TestClient, enabled: Servi
                 "success": False,
                 "error": {"code": code, "param": param, "description": DESCRIPTIONS[code]},
             }, params
-    assert enabled.outbox.list(limit=10).items == []
+    assert enabled.outbox.page(limit=10).items == []
 
 
 def test_intercom_form_refuses_json_that_is_not_an_object(
@@ -358,7 +358,7 @@ def test_intercom_form_by_get_with_only_the_session_cookie_needs_the_csrf_token(
         params = {"to": "a@example.com", "subject": "x"}
         refused = browser.get(INTERCOM, params=params)
         assert refused.json()["success"] is False
-        assert enabled.outbox.list(limit=10).items == []
+        assert enabled.outbox.page(limit=10).items == []
         accepted = browser.get(
             INTERCOM, params=params, headers={"X-CSRF-Token": session_token.group(1)}
         )

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from doormail.app import Service
 from doormail.mail import OutgoingMessage
+from tests.outbox.helpers import mark_failed, queue_committed
 
 FIELDS = {
     "id",
@@ -42,14 +43,14 @@ def queue(service: Service, count: int = 1) -> list[str]:
             message_id=f"<{uuid.uuid4().hex}@doormail>",
             data=f"To: {recipient}\r\nSubject: Access {n}\r\n\r\nGranted.\r\n".encode(),
         )
-        [item] = service.outbox.enqueue_committed([message], 86400, now=start + n)
+        [item] = queue_committed(service.engine, service.queue, [message], 86400, now=start + n)
         ids.append(item.id)
     return ids
 
 
 def fail(service: Service, item_id: str) -> None:
-    service.outbox.claim("test", 100, 60)
-    service.outbox.mark_failed(item_id, "550 5.1.1 User unknown", reply="550 5.1.1 User unknown")
+    service.queue.claim("test", 100, 60)
+    mark_failed(service.queue, item_id, "550 5.1.1 User unknown", reply="550 5.1.1 User unknown")
 
 
 def test_outbox_lists_newest_first_with_a_cursor(api: TestClient, service: Service) -> None:

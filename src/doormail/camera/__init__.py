@@ -1,35 +1,30 @@
-"""Snapshot sources and the time-indexed frame buffer. The rest of doormail asks one question:
-`snapshots(start, end, count, width, height)`; without a camera the answer is the N/A image."""
+"""Snapshot sources and the time-indexed frame buffer. The rest of doormail asks one question,
+`SnapshotSource.snapshots(start, end, count, width, height)`, and gets `Pictures`; without a
+camera the answer is the N/A image. `service` follows the settings and captures, `open` builds
+the source that `camera.*` describes, `source` says what every source is."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from typing import Protocol
 
 
 @dataclass(frozen=True)
-class Snapshots:
+class Pictures:
     """JPEG images for one mail, and notes for its body (e.g. that the camera did not answer)."""
 
     images: list[bytes]
     notes: list[str] = field(default_factory=list)
 
 
-class NoCamera:
-    """`camera.source = none`: every snapshot is the N/A image, stamped with its moment."""
+class SnapshotSource(Protocol):
+    """Where the pictures of a mail come from."""
 
     async def snapshots(
         self, start: float, end: float, count: int, width: int, height: int
-    ) -> Snapshots:
-        from doormail.camera.na import na_image  # Pillow: loaded with the first picture
-
-        moments = spread(start, end, count)
-        images = [
-            await asyncio.to_thread(na_image, width, height, datetime.fromtimestamp(t, UTC))
-            for t in moments
-        ]
-        return Snapshots(images)
+    ) -> Pictures:
+        """`count` JPEGs of `width`x`height` for the span `start`..`end` (UNIX seconds)."""
+        ...
 
 
 def spread(start: float, end: float, count: int) -> list[float]:

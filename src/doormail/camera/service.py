@@ -14,7 +14,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from doormail.camera import Snapshots, spread
+from doormail.camera import Pictures, spread
 from doormail.camera.buffer import (
     DEFAULT_RATE,
     STALE_AFTER,
@@ -23,7 +23,8 @@ from doormail.camera.buffer import (
     choose_after,
     choose_spread,
 )
-from doormail.camera.source import CameraError, Source, source_for
+from doormail.camera.open import source_for
+from doormail.camera.source import CameraError, Source
 from doormail.settings import Camera, Settings
 
 log = logging.getLogger("doormail.camera")
@@ -200,23 +201,23 @@ class CameraService:
 
     async def snapshots(
         self, start: float, end: float, count: int, width: int, height: int
-    ) -> Snapshots:
+    ) -> Pictures:
         """`count` JPEGs of `width`x`height` for the span `start`..`end` (UNIX seconds): spread
         evenly over it, or, when it is one moment, the frame nearest it and the ones after.
         Never raises; waits at most `wait` seconds for frames not captured yet."""
         if count <= 0:
-            return Snapshots([])
+            return Pictures([])
         end = max(start, end)
         try:
             return await self._snapshots(start, end, count, width, height)
         except Exception:
             log.exception("camera: snapshots failed; the mail carries N/A images")
             moments = spread(start, end, count)
-            return Snapshots(await self._na(moments, width, height), [CAMERA_DID_NOT_ANSWER])
+            return Pictures(await self._na(moments, width, height), [CAMERA_DID_NOT_ANSWER])
 
     async def _snapshots(
         self, start: float, end: float, count: int, width: int, height: int
-    ) -> Snapshots:
+    ) -> Pictures:
         loop = asyncio.get_running_loop()
         if self._owner is loop:
             await self.refresh()
@@ -226,7 +227,7 @@ class CameraService:
 
     async def _captured_now(
         self, start: float, end: float, count: int, width: int, height: int
-    ) -> Snapshots:
+    ) -> Pictures:
         """Without the runner nothing was buffered: connect to the camera for this one call and
         take the first pictures it gives (a command-line Apply & Test, say)."""
         settings = await asyncio.to_thread(self._load)
@@ -248,13 +249,13 @@ class CameraService:
         images, missing = await asyncio.to_thread(
             render, chosen, moments, width, height, self._zone
         )
-        return Snapshots(images, [CAMERA_DID_NOT_ANSWER] if missing else [])
+        return Pictures(images, [CAMERA_DID_NOT_ANSWER] if missing else [])
 
     async def _from(
         self, capture: Capture | None, start: float, end: float, count: int, w: int, h: int
-    ) -> Snapshots:
+    ) -> Pictures:
         if capture is None:
-            return Snapshots(await self._na(spread(start, end, count), w, h))
+            return Pictures(await self._na(spread(start, end, count), w, h))
         interval = 1.0 / self.rate
         if end > start:
             moments = spread(start, end, count)
@@ -267,7 +268,7 @@ class CameraService:
         from doormail.camera.scale import render
 
         images, missing = await asyncio.to_thread(render, chosen, moments, w, h, self._zone)
-        return Snapshots(images, [CAMERA_DID_NOT_ANSWER] if missing else [])
+        return Pictures(images, [CAMERA_DID_NOT_ANSWER] if missing else [])
 
     async def _wait_for(self, buffer: FrameBuffer, target: float) -> None:
         """Until a frame taken at or after `target` is in `buffer`; not longer than `wait`, nor

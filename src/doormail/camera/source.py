@@ -1,5 +1,6 @@
 """What every camera source is: an async stream of frames that ends or raises `CameraError` when
-the camera stops answering (the capture loop reconnects). Also builds the source for `camera.*`."""
+the camera stops answering (the capture loop reconnects), and the helpers the sources share
+(timeouts, the frame size limit, credentials in a URL)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Protocol
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from doormail.camera.buffer import Frame
-from doormail.settings import Camera
 
 # Connecting must not take longer than this, nor may a stream fall silent for longer.
 CONNECT_TIMEOUT = 3.0
@@ -61,17 +61,3 @@ def with_credentials(url: str, username: str, password: str) -> str:
     if password:
         userinfo += ":" + quote(password, safe="")
     return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))
-
-
-def source_for(camera: Camera, rate: float) -> Source | None:
-    """The source `camera.*` describes, polling or thinning to about `rate` frames a second;
-    None for `camera.source = none`."""
-    if camera.source in ("http", "mjpeg"):
-        from doormail.camera.http import HttpCamera
-
-        return HttpCamera(camera.url, camera.username, camera.password, 1.0 / rate)
-    if camera.source == "rtsp":
-        from doormail.camera.rtsp import RtspCamera
-
-        return RtspCamera(camera.url, camera.username, camera.password, 1.0 / rate)
-    return None

@@ -1,2 +1,3 @@
 """Handing finished messages to an SMTP server: one session per connection (TLS, AUTH,
-certificates), the classification of what went wrong, and Apply & Test."""
+certificates, PIPELINING), what went wrong and whose it is (`errors`), and the worker that
+drains the outbox. It knows nothing about events, rules or how a message was built."""

@@ -1,13 +1,17 @@
 """What can go wrong in an SMTP session and what to fix: the error classes the outbox acts on
-(temporary → retry until the deadline, permanent → failed) and the classification of server
-replies and socket/TLS failures, each with a hint for the person reading it."""
+(temporary → retry until the deadline, permanent → failed), the stage each happened at and the
+scope that stage gives it (the session, the message or one recipient, Postfix's classes), and
+the classification of server replies and socket/TLS failures, each with a hint for the person
+reading it."""
 
 from __future__ import annotations
 
 import re
 import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import aiosmtplib
 
@@ -15,7 +19,9 @@ __all__ = [
     "Attempt",
     "DeliveryError",
     "PermanentDeliveryError",
+    "Scope",
     "SmtpReply",
+    "Stage",
     "TemporaryDeliveryError",
     "from_exception",
     "from_reply",
@@ -34,6 +40,41 @@ DNS_HINT = "the server name does not resolve: check smtp.server"
 _PLAIN_PORT_REASONS = ("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE")
 _PLAIN_PORT_TEXTS = ("packet length too long", "record layer failure", "wrong version number")
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+# Where in a session something went wrong; `unknown` is an error the session did not classify.
+Stage = Literal[
+    "resolving",
+    "connecting",
+    "tls",
+    "ehlo",
+    "auth",
+    "rset",
+    "mail",
+    "rcpt",
+    "data",
+    "reply",
+    "unknown",
+]
+# What a failure is about, as Postfix tells them apart: the session (server down, TLS, AUTH:
+# every mail waiting for this server shares it, and is tried again later), the message (a
+# refusal of its transaction or its content) or one recipient (a refused RCPT).
+Scope = Literal["session", "message", "recipient"]
+_SCOPES: Mapping[Stage, Scope] = {
+    "resolving": "session",
+    "connecting": "session",
+    "tls": "session",
+    "ehlo": "session",
+    "auth": "session",
+    "rset": "message",
+    "mail": "message",
+    "rcpt": "recipient",
+    "data": "message",
+    "reply": "message",
+    "unknown": "message",
+}
+# Stages before a message's transaction got anywhere: a connection dropped there means the
+# message never left (the server closed an idle connection, or closed it after its last 250).
+_BEFORE_MESSAGE: frozenset[Stage] = frozenset({"rset", "mail"})
 
 
 @dataclass(frozen=True)
@@ -54,7 +95,7 @@ class DeliveryError(Exception):
     temporary = False
 
     def __init__(
-        self, message: str, *, hint: str, stage: str, code: int | None = None, reply: str = ""
+        self, message: str, *, hint: str, stage: Stage, code: int | None = None, reply: str = ""
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -65,6 +106,17 @@ class DeliveryError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def scope(self) -> Scope:
+        """Whether this failure is the session's, the message's or its recipient's."""
+        return _SCOPES[self.stage]
+
+    @property
+    def before_message(self) -> bool:
+        """A temporary failure before the message's transaction began: when the connection is
+        gone, the message never left and may go at once on a new connection."""
+        return self.temporary and self.stage in _BEFORE_MESSAGE
 
 
 class TemporaryDeliveryError(DeliveryError, ConnectionError):
@@ -91,7 +143,7 @@ class Attempt:
     xoauth2: bool = False
 
 
-def from_reply(reply: SmtpReply, *, stage: str, attempt: Attempt) -> DeliveryError:
+def from_reply(reply: SmtpReply, *, stage: Stage, attempt: Attempt) -> DeliveryError:
     """A refusal by the server (any reply other than the expected one), classified by code."""
     text = f"{stage.upper()} refused: {reply}" if stage not in ("connecting", "reply") else ""
     message = text or f"the server answered {reply}"
@@ -106,7 +158,7 @@ def _enhanced(reply: SmtpReply) -> str:
     return ".".join(found.groups()) if found else ""
 
 
-def _reply_hint(reply: SmtpReply, stage: str, attempt: Attempt) -> str:
+def _reply_hint(reply: SmtpReply, stage: Stage, attempt: Attempt) -> str:
     code, text, enhanced = reply.code, reply.message.lower(), _enhanced(reply)
     if 400 <= code < 500:
         return _temporary_hint(code, stage)
@@ -139,7 +191,7 @@ def _reply_hint(reply: SmtpReply, stage: str, attempt: Attempt) -> str:
     return "the server refused the request: read its reply above"
 
 
-def _temporary_hint(code: int, stage: str) -> str:
+def _temporary_hint(code: int, stage: Stage) -> str:
     if code == 421:
         return "the server is busy or closing the session; doormail tries again until smtp.deliver_in runs out"
     if stage == "auth":
@@ -152,7 +204,7 @@ def _temporary_hint(code: int, stage: str) -> str:
 def from_exception(
     error: BaseException,
     *,
-    stage: str,
+    stage: Stage,
     attempt: Attempt,
     certificate: str | None = None,
 ) -> DeliveryError:
@@ -205,7 +257,7 @@ def _chain(error: BaseException) -> list[BaseException]:
 
 
 def _certificate_error(
-    error: ssl.SSLCertVerificationError, stage: str, attempt: Attempt, certificate: str | None
+    error: ssl.SSLCertVerificationError, stage: Stage, attempt: Attempt, certificate: str | None
 ) -> DeliveryError:
     reason = error.verify_message or "verification failed"
     found = f" (server certificate: {certificate})" if certificate else ""
@@ -225,7 +277,7 @@ def _certificate_error(
     )
 
 
-def _tls_error(error: ssl.SSLError, stage: str, attempt: Attempt) -> DeliveryError:
+def _tls_error(error: ssl.SSLError, stage: Stage, attempt: Attempt) -> DeliveryError:
     reason = str(getattr(error, "reason", None) or error.strerror or error)
     plain_port = reason.upper() in _PLAIN_PORT_REASONS or any(
         text in str(error).lower() for text in _PLAIN_PORT_TEXTS
@@ -246,7 +298,7 @@ def _tls_error(error: ssl.SSLError, stage: str, attempt: Attempt) -> DeliveryErr
     )
 
 
-def _timeout_error(error: BaseException, stage: str, attempt: Attempt) -> DeliveryError:
+def _timeout_error(error: BaseException, stage: Stage, attempt: Attempt) -> DeliveryError:
     hint = f"nothing answered within {attempt.timeout:g} s: check server address, port and firewall"
     if "ready message" in str(error) and not attempt.implicit_tls:
         hint += f"; the port accepted the connection but sent no greeting: {PORT_HINT}"
@@ -254,7 +306,7 @@ def _timeout_error(error: BaseException, stage: str, attempt: Attempt) -> Delive
     return TemporaryDeliveryError(f"no answer from {where} ({stage})", hint=hint, stage=stage)
 
 
-def _connection_error(error: BaseException, stage: str, attempt: Attempt) -> DeliveryError:
+def _connection_error(error: BaseException, stage: Stage, attempt: Attempt) -> DeliveryError:
     detail = str(error) or type(error).__name__
     return TemporaryDeliveryError(
         f"connection to {attempt.server}:{attempt.port} lost during {stage}: {detail}",

@@ -18,6 +18,7 @@ from doormail.delivery.errors import (
     DeliveryError,
     PermanentDeliveryError,
     SmtpReply,
+    Stage,
     from_exception,
     from_reply,
 )
@@ -47,7 +48,7 @@ def data_block(message: bytes) -> bytes:
     return stuffed + b".\r\n"
 
 
-def _commands(envelope: Envelope, *, rset: bool) -> dict[str, str]:
+def _commands(envelope: Envelope, *, rset: bool) -> dict[Stage, str]:
     """The pipelined group by stage: RSET (after a failed transaction), MAIL, RCPT, DATA."""
     sender, recipient, options = envelope
     for address in (sender, recipient):
@@ -57,14 +58,14 @@ def _commands(envelope: Envelope, *, rset: bool) -> dict[str, str]:
                 hint="check smtp.from and the recipient's address",
                 stage="mail",
             )
-    commands = {"rset": "RSET"} if rset else {}
+    commands: dict[Stage, str] = {"rset": "RSET"} if rset else {}
     commands["mail"] = " ".join([f"MAIL FROM:<{sender}>", *options])
     commands["rcpt"] = f"RCPT TO:<{recipient}>"
     commands["data"] = "DATA"
     return commands
 
 
-def _lines(commands: dict[str, str]) -> bytes:
+def _lines(commands: dict[Stage, str]) -> bytes:
     return "".join(f"{line}\r\n" for line in commands.values()).encode()
 
 
@@ -92,7 +93,7 @@ class PipelinedConnection(asyncio.Protocol):
         self._unfinished = False
         # The envelope of the next mail, sent behind the previous content, whose replies are
         # still to be read, and its commands by stage.
-        self._ahead: tuple[Envelope, dict[str, str]] | None = None
+        self._ahead: tuple[Envelope, dict[Stage, str]] | None = None
 
     @classmethod
     def take_over(
@@ -194,7 +195,7 @@ class PipelinedConnection(asyncio.Protocol):
         Raises DeliveryError, classified by the stage that failed."""
         envelope = (sender, recipient, options)
         commands = _commands(envelope, rset=self._unfinished)
-        stage = next(iter(commands))
+        stage: Stage = next(iter(commands))
         try:
             if self._ahead is not None and self._ahead[0] == envelope:
                 commands, self._ahead = self._ahead[1], None
@@ -202,7 +203,7 @@ class PipelinedConnection(asyncio.Protocol):
                 self._abandon_ahead()
                 self._write(_lines(commands))
             self._unfinished = True
-            replies = {}
+            replies: dict[Stage, SmtpReply] = {}
             for stage in commands:
                 replies[stage] = reply = await self._reply()
                 if reply.code == 421:  # the server is closing the connection
@@ -242,10 +243,10 @@ class PipelinedConnection(asyncio.Protocol):
             self._transport.close()
             raise aiosmtplib.SMTPServerDisconnected("the mail announced ahead did not follow")
 
-    async def _refused(self, replies: dict[str, SmtpReply]) -> None:
+    async def _refused(self, replies: dict[Stage, SmtpReply]) -> None:
         """Raise the first refusal in a pipelined group, after ending a DATA phase that a
         server opened anyway (RFC 2920 says it should not, with no valid recipient)."""
-        expected = {"rset": 250, "mail": 250, "rcpt": 250, "data": 354}
+        expected: dict[Stage, int] = {"rset": 250, "mail": 250, "rcpt": 250, "data": 354}
         for stage, reply in replies.items():
             if reply.code == expected[stage]:
                 continue
@@ -254,7 +255,7 @@ class PipelinedConnection(asyncio.Protocol):
                 await self._reply()
             raise from_reply(reply, stage=stage, attempt=self._attempt)
 
-    def _expect(self, reply: SmtpReply, code: int, stage: str) -> SmtpReply:
+    def _expect(self, reply: SmtpReply, code: int, stage: Stage) -> SmtpReply:
         if reply.code != code:
             raise from_reply(reply, stage=stage, attempt=self._attempt)
         return reply

@@ -19,6 +19,7 @@ from doormail.delivery.errors import (
     DeliveryError,
     PermanentDeliveryError,
     SmtpReply,
+    Stage,
     TemporaryDeliveryError,
     from_exception,
 )
@@ -89,7 +90,7 @@ class SmtpSession:
         self._client: aiosmtplib.SMTP | None = None
         # Set when the server offers PIPELINING: messages then go through it, not aiosmtplib.
         self._pipeline: PipelinedConnection | None = None
-        self._stage = "connecting"
+        self._stage: Stage = "connecting"
         self._encrypted = False
         # A transaction that failed midway leaves MAIL/RCPT state on the server: RSET first.
         self._unfinished = False
@@ -431,6 +432,8 @@ def _certificate_names(client: aiosmtplib.SMTP) -> str | None:
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     if not der:
         return None
-    from doormail.pem import names  # the X.509 library, only once a server has shown one
+    from doormail.certificates.pem import (
+        names,  # the X.509 library, only once a server has shown one
+    )
 
     return names(der)

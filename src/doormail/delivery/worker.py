@@ -23,17 +23,10 @@ from doormail.delivery.session import (
     SmtpSession,
     TemporaryDeliveryError,
 )
-from doormail.outbox import Claimed, Outbox, Outcome
+from doormail.outbox import Claimed, Outcome, Queue
 from doormail.settings import Smtp
 
 log = logging.getLogger("doormail.delivery")
-
-# Stages before any message is handed over: a failure there is the session's, not a message's
-# (Postfix's "site" failures), so every mail waiting for this server shares it.
-SESSION_STAGES = frozenset({"resolving", "connecting", "tls", "ehlo", "auth"})
-# Stages where a dropped connection means the message never left: safe to send it again at once
-# on a new connection (the server closed an idle connection, or after its previous 250).
-BEFORE_MESSAGE_STAGES = frozenset({"rset", "mail"})
 
 TlsContextFactory = Callable[[Smtp], ssl.SSLContext]
 # The settings a round runs with, and a batch of mail it claimed.
@@ -67,7 +60,7 @@ class _Recorder:
     transaction: a fast server is not held up by the disk once per mail, and a lone mail is
     recorded within `delay` seconds."""
 
-    def __init__(self, outbox: Outbox, owner: str, *, batch: int = 64, delay: float = 0.01) -> None:
+    def __init__(self, outbox: Queue, owner: str, *, batch: int = 64, delay: float = 0.01) -> None:
         self._outbox = outbox
         self._owner = owner
         self._batch = batch
@@ -166,7 +159,7 @@ class DeliveryWorker:
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: Queue,
         smtp_settings: Callable[[], Smtp],
         tls_context: TlsContextFactory,
         *,
@@ -393,7 +386,8 @@ class DeliveryWorker:
             try:
                 reply = await session.send(item.sender, item.recipient, item.data, then=then)
             except DeliveryError as error:
-                if error.stage in SESSION_STAGES:
+                if error.scope == "session":
+                    # Every mail waiting for this server shares it (Postfix's site failures).
                     return _outcome_of(item, error), error
                 if retry_on_new_connection and _never_left(session, error):
                     continue
@@ -424,7 +418,7 @@ def _stop_if_cancelled() -> None:
 
 
 def _never_left(session: SmtpSession, error: DeliveryError) -> bool:
-    return error.temporary and error.stage in BEFORE_MESSAGE_STAGES and not session.connected
+    return error.before_message and not session.connected
 
 
 def _text(error: DeliveryError) -> str:

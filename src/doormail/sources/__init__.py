@@ -1,2 +1,4 @@
-"""The ways events come in: an intercom's own event log (2N) and MQTT, each turned into the
-events of SPEC section 4."""
+"""The ways events and orders come in, each a thin adapter that turns what arrives into the
+events of SPEC section 4 (or a Send E-Mail order) and hands it to the intake: the body of
+`POST /api/events`, the `doormail event` command line, the two forms of Send E-Mail, and an
+intercom's own event log (2N)."""

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import OperationalError
 
-from doormail.datafolder import create_private_file
+from doormail.store.datafolder import create_private_file
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # How long a transaction waits for another one's write lock before giving up.

@@ -4,6 +4,7 @@ validated by `doormail.settings` before they get here and are written in one tra
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 from sqlalchemy import Engine, insert, select, update
@@ -13,22 +14,31 @@ from doormail.store import tables
 from doormail.store.engine import reading
 
 _ROW = 1
+_DOCUMENT = select(tables.settings.c.document).where(tables.settings.c.id == _ROW)
 
 
 class SettingsStore:
-    """Loads and saves the whole Settings document."""
+    """Loads and saves the whole Settings document. Every event reads the settings, and another
+    process may have changed them: each load reads the stored document, and validates it again
+    only when it is not the one validated last (the Settings returned are then the same object:
+    treat them as a value, as the settings functions do)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._lock = threading.Lock()
+        self._last: tuple[str | None, Settings] = (None, Settings())
 
     def load(self) -> Settings:
         with reading(self._engine) as connection:
-            document = connection.execute(
-                select(tables.settings.c.document).where(tables.settings.c.id == _ROW)
-            ).scalar()
-        if document is None:
-            return Settings()
-        return validate(json.loads(document), stored=True)
+            document = connection.execute(_DOCUMENT).scalar()
+        with self._lock:
+            last_document, last = self._last
+        if document == last_document:
+            return last
+        settings = Settings() if document is None else validate(json.loads(document), stored=True)
+        with self._lock:
+            self._last = (document, settings)
+        return settings
 
     def save(self, settings: Settings) -> None:
         document = json.dumps(settings.document())

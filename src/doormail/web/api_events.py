@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from doormail.events import EventError
+from doormail.sources import posted_events
 from doormail.web.errors import ApiError
 from doormail.web.security import for_events_tokens
 from doormail.web.state import service_of
@@ -22,7 +23,7 @@ async def post_events(request: Request) -> JSONResponse:
     except ValueError:
         raise ApiError(400, "bad_request", "the request body is not valid JSON", "body") from None
     try:
-        results = await service_of(request).intake.handle(raw)
+        replies = await posted_events.take(service_of(request).intake.submit, raw)
     except EventError as error:
         raise ApiError(422, "validation", error.message, error.field) from None
-    return JSONResponse(results if isinstance(raw, list) else results[0], status_code=202)
+    return JSONResponse(replies, status_code=202)

@@ -9,14 +9,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from doormail.outbox import NotRetryable, Outbox, OutboxError, UnknownMessage
+from doormail.outbox import Admin, NotRetryable, OutboxError, UnknownMessage
 from doormail.web.errors import ApiError
 from doormail.web.state import service_of
 
 router = APIRouter(prefix="/api/outbox", tags=["outbox"])
 
 
-def _outbox(request: Request) -> Outbox:
+def _outbox(request: Request) -> Admin:
     return service_of(request).outbox
 
 
@@ -41,7 +41,7 @@ def list_outbox(
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> dict[str, Any]:
     with _answers():
-        page = _outbox(request).list(status, limit, cursor)
+        page = _outbox(request).page(status, limit, cursor)
     return {"items": [item.public() for item in page.items], "next": page.next}
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from doormail.delivery.apply_test import SmtpTests, TestRun, TooManyRuns
+from doormail.applytest import SmtpTests, TestRun, TooManyRuns
 from doormail.web.errors import ApiError
 from doormail.web.state import service_of
 

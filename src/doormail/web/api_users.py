@@ -1,5 +1,5 @@
 """`/api/users`: the users list (SPEC section 3) as JSON, with search and paging, and as CSV for
-import and export. Validation lives in `doormail.directory`."""
+import and export. Validation lives in `doormail.users.model`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from doormail.directory import CsvError, Directory, DuplicateUser, User, UserError, parse_user
+from doormail.users.csv import CsvError
+from doormail.users.model import DuplicateUser, User, UserError, parse_user
+from doormail.users.store import UserStore
 from doormail.web.errors import ApiError
 from doormail.web.state import service_of
 
@@ -18,8 +20,8 @@ router = APIRouter(prefix="/api/users", tags=["users"])
 _CSV = "text/csv; charset=utf-8"
 
 
-def _directory(request: Request) -> Directory:
-    return service_of(request).directory
+def _users(request: Request) -> UserStore:
+    return service_of(request).users
 
 
 def _public(user: User) -> dict[str, Any]:
@@ -47,7 +49,7 @@ def list_users(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=128)] = None,
 ) -> dict[str, Any]:
-    page = _directory(request).page(q, limit, cursor)
+    page = _users(request).page(q, limit, cursor)
     return {"items": [_public(u) for u in page.users], "next": page.next, "total": page.total}
 
 
@@ -55,7 +57,7 @@ def list_users(
 async def create_user(request: Request) -> dict[str, Any]:
     user = _user_from(await _json_body(request))
     try:
-        await run_in_threadpool(_directory(request).create, user)
+        await run_in_threadpool(_users(request).create, user)
     except DuplicateUser as error:
         raise ApiError(409, "conflict", error.message, error.field) from None
     return _public(user)
@@ -64,7 +66,7 @@ async def create_user(request: Request) -> dict[str, Any]:
 @router.get("/export")
 def export_users(request: Request) -> Response:
     return Response(
-        _directory(request).export_csv(),
+        _users(request).export_csv(),
         media_type=_CSV,
         headers={"Content-Disposition": 'attachment; filename="users.csv"'},
     )
@@ -77,9 +79,9 @@ async def import_users(request: Request, replace: Annotated[bool, Query()] = Fal
         text = (await request.body()).decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "bad_request", "the CSV must be UTF-8 text", "body") from None
-    directory = _directory(request)
+    users = _users(request)
     try:
-        count = await run_in_threadpool(directory.import_csv, text, replace_all=replace)
+        count = await run_in_threadpool(users.import_csv, text, replace_all=replace)
     except CsvError as error:
         return _csv_error(error)
     return JSONResponse({"imported": count})
@@ -102,7 +104,7 @@ def _csv_error(error: CsvError) -> JSONResponse:
 
 @router.get("/{user_id}")
 def get_user(request: Request, user_id: str) -> dict[str, Any]:
-    user = _directory(request).by_id(user_id)
+    user = _users(request).by_id(user_id)
     if user is None:
         raise ApiError(404, "not_found", f"no user with id {user_id!r}", "id")
     return _public(user)
@@ -114,13 +116,13 @@ async def put_user(request: Request, user_id: str) -> dict[str, Any]:
     if isinstance(data, dict) and data.setdefault("id", user_id) != user_id:
         raise ApiError(422, "validation", "must match the id in the path", "id")
     user = _user_from(data)
-    if not await run_in_threadpool(_directory(request).replace, user):
+    if not await run_in_threadpool(_users(request).replace, user):
         raise ApiError(404, "not_found", f"no user with id {user_id!r}", "id")
     return _public(user)
 
 
 @router.delete("/{user_id}", status_code=204)
 def delete_user(request: Request, user_id: str) -> Response:
-    if not _directory(request).delete(user_id):
+    if not _users(request).delete(user_id):
         raise ApiError(404, "not_found", f"no user with id {user_id!r}", "id")
     return Response(status_code=204)

@@ -48,9 +48,9 @@ def outbox_page(request: Request, status: str = "", cursor: str | None = None) -
     service = service_of(request)
     chosen = status if status in STATUSES else None
     try:
-        found = service.outbox.list(chosen, PAGE_SIZE, cursor)
+        found = service.outbox.page(chosen, PAGE_SIZE, cursor)
     except InvalidQuery:
-        found = service.outbox.list(chosen, PAGE_SIZE, None)
+        found = service.outbox.page(chosen, PAGE_SIZE, None)
     more = None
     if found.next is not None:
         more = "/outbox?" + urlencode({"status": chosen or "", "cursor": found.next})

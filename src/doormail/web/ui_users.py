@@ -1,6 +1,6 @@
 """The Users tab of the web UI: search the users list, add, edit and delete a user, import a CSV
 file (all or nothing, every bad line shown by number) and export it. The list and its
-validation are `doormail.directory`'s."""
+validation are `doormail.users`'."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from doormail.directory import LIST_FIELDS, CsvError, DuplicateUser, User, UserError, parse_user
+from doormail.users.csv import CsvError
+from doormail.users.model import LIST_FIELDS, DuplicateUser, User, UserError, parse_user
 from doormail.web.state import service_of
 from doormail.web.ui_common import (
     MAX_UPLOAD,
@@ -56,7 +57,7 @@ def _list_page(
     context: dict[str, Any],
     status_code: int = 200,
 ) -> Response:
-    found = service_of(request).directory.page(query, PAGE_SIZE, after)
+    found = service_of(request).users.page(query, PAGE_SIZE, after)
     more = None if found.next is None else "/users?" + urlencode({"q": query, "after": found.next})
     full = {
         "title": "Users",
@@ -134,7 +135,7 @@ async def create_user(request: Request) -> Response:
     form = await read_form(request)
     try:
         user = _user_from_form(form, None)
-        await run_in_threadpool(service_of(request).directory.create, user)
+        await run_in_threadpool(service_of(request).users.create, user)
     except (UserError, DuplicateUser) as error:
         return _user_page(request, form, None, {_error_key(error.field): error.message}, 422)
     flash(request, f"User {user.id} added.")
@@ -157,7 +158,7 @@ async def import_users(request: Request) -> Response:
         try:
             text = data.decode("utf-8-sig")
             count = await run_in_threadpool(
-                service_of(request).directory.import_csv, text, replace_all=replace_all
+                service_of(request).users.import_csv, text, replace_all=replace_all
             )
         except UnicodeDecodeError:
             problem = "the CSV must be UTF-8 text"
@@ -174,7 +175,7 @@ async def import_users(request: Request) -> Response:
 @router.get("/users/{user_id}")
 def edit_user_page(request: Request, user_id: str) -> Response:
     require_user(request)
-    user = service_of(request).directory.by_id(user_id)
+    user = service_of(request).users.by_id(user_id)
     if user is None:
         return _list_page(request, "", None, {"missing": user_id}, 404)
     return _user_page(request, _form_values(user), user.id, {})
@@ -188,7 +189,7 @@ async def save_user(request: Request, user_id: str) -> Response:
     except UserError as error:
         values = {**form, "id": user_id}
         return _user_page(request, values, user_id, {_error_key(error.field): error.message}, 422)
-    if not await run_in_threadpool(service_of(request).directory.replace, user):
+    if not await run_in_threadpool(service_of(request).users.replace, user):
         return _list_page(request, "", None, {"missing": user_id}, 404)
     flash(request, f"User {user.id} saved.")
     return RedirectResponse("/users", status_code=303)
@@ -197,6 +198,6 @@ async def save_user(request: Request, user_id: str) -> Response:
 @router.post("/users/{user_id}/delete")
 async def delete_user(request: Request, user_id: str) -> Response:
     await read_form(request)
-    await run_in_threadpool(service_of(request).directory.delete, user_id)
+    await run_in_threadpool(service_of(request).users.delete, user_id)
     flash(request, f"User {user_id} deleted.")
     return RedirectResponse("/users", status_code=303)

@@ -1,13 +1,12 @@
-"""Apply & Test (SPEC section 8): a test e-mail with one snapshot sent straight over an SMTP
-session (not through the outbox) with the saved settings, or unsaved `smtp` overrides, while
-each stage is logged live. Runs are kept in memory, the newest few only, and at most a few run
+"""Apply & Test (SPEC section 8): a test e-mail with one snapshot, built as every mail is
+(`pipeline.prepare`), sent straight over an SMTP session (not through the outbox) with the saved
+settings, or unsaved `smtp` overrides, while each stage is logged live. Runs are kept in memory, the newest few only, and at most a few run
 at once: each holds a connection until it ends. Overrides that send the login somewhere else
 without giving it again do not get the stored secrets: the AUTH stage says so (SPEC section 1)."""
 
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import ssl
 import time
@@ -16,15 +15,19 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
+from doormail import placeholders
 from doormail import settings as model
-from doormail.camera import Snapshots
+from doormail.camera import SnapshotSource
 from doormail.certificates import CertificateError
-from doormail.compose import compose
 from doormail.delivery.errors import DeliveryError
 from doormail.delivery.session import SmtpSession
 from doormail.destinations import Unbound
+from doormail.pipeline import snapshots
+from doormail.pipeline.prepare import prepare_message
+from doormail.placeholders import Context, Kind
+from doormail.rules import Mail
 
 __all__ = ["LogLine", "SmtpTests", "TestRun", "TooManyRuns"]
 
@@ -32,6 +35,13 @@ log = logging.getLogger("doormail.apply_test")
 
 State = Literal["running", "sent", "failed"]
 SNAPSHOT_WIDTH, SNAPSHOT_HEIGHT = 640, 480
+KIND: Kind = "test"
+SUBJECT = "doormail test e-mail from $DeviceName$"
+BODY = (
+    "<p>This is a test e-mail from <b>$DeviceName$</b>, sent by Apply &amp; Test.</p>\n"
+    "<p>The SMTP settings work: the server accepted this message. The attached snapshot"
+    " shows what the camera saw when it was sent.</p>"
+)
 KEEP_RUNS = 50
 MAX_RUNNING = 3
 TIMEOUT = 20.0
@@ -45,16 +55,6 @@ class TooManyRuns(Exception):
             f"{running} Apply & Test runs are still going, the most at once;"
             " try again when one of them has finished"
         )
-
-
-class SnapshotSource(Protocol):
-    async def snapshots(
-        self, start: float, end: float, count: int, width: int, height: int
-    ) -> Snapshots: ...
-
-
-class SettingsSource(Protocol):
-    def load(self) -> model.Settings: ...
 
 
 TlsContexts = Callable[[model.Smtp], ssl.SSLContext]
@@ -123,7 +123,7 @@ class SmtpTests:
 
     def __init__(
         self,
-        settings: SettingsSource,
+        load_settings: Callable[[], model.Settings],
         tls_contexts: TlsContexts,
         camera: SnapshotSource,
         *,
@@ -131,7 +131,7 @@ class SmtpTests:
         timeout: float = TIMEOUT,
         max_running: int = MAX_RUNNING,
     ) -> None:
-        self._settings = settings
+        self._load_settings = load_settings
         self._tls_contexts = tls_contexts
         self._camera = camera
         self._keep = keep
@@ -148,7 +148,7 @@ class SmtpTests:
             raise model.SettingsError("to", "must be one e-mail address, e.g. alice@example.com")
         if smtp is not None and not isinstance(smtp, Mapping):
             raise model.SettingsError("smtp", "must be a JSON object")
-        current = self._settings.load()
+        current = self._load_settings()
         settings, withheld = (
             model.apply_trial(current, {"smtp": dict(smtp)}) if smtp else (current, [])
         )
@@ -205,23 +205,17 @@ class SmtpTests:
 
     async def _send(self, run: TestRun) -> None:
         settings = run.settings
-        now = time.time()
-        snapshots = await self._camera.snapshots(now, now, 1, SNAPSHOT_WIDTH, SNAPSHOT_HEIGHT)
-        message = compose(
-            settings=settings,
-            event_id=f"test-{run.id}",
-            kind="test",
-            recipient=run.to,
-            subject=f"doormail test e-mail from {settings.device.name}",
-            html_body=_body(settings.device.name),
-            snapshots=snapshots.images[:1],
-            at=datetime.fromtimestamp(now, UTC),
-            notes=snapshots.notes,
+        at = datetime.now(UTC)
+        mail = apply_test_mail(settings, run.to, at.timestamp())
+        pictures = await snapshots.take(self._camera, [mail])
+        message = await asyncio.to_thread(
+            prepare_message, mail, settings, pictures, event_id=f"test-{run.id}", at=at
         )
+        shown = sum(len(taken.images) for taken in pictures.values())
         run.add(
             "message",
             f"test e-mail to {run.to}: {len(message.data)} bytes, "
-            f"{len(snapshots.images[:1])} snapshot ({SNAPSHOT_WIDTH}x{SNAPSHOT_HEIGHT})",
+            f"{shown} snapshot ({SNAPSHOT_WIDTH}x{SNAPSHOT_HEIGHT})",
         )
         async with SmtpSession(
             settings.smtp,
@@ -238,10 +232,15 @@ class SmtpTests:
             self._runs.popitem(last=False)
 
 
-def _body(device_name: str) -> str:
-    name = html.escape(device_name)
-    return (
-        f"<p>This is a test e-mail from <b>{name}</b>, sent by Apply &amp; Test.</p>\n"
-        "<p>The SMTP settings work: the server accepted this message. The attached snapshot"
-        " shows what the camera saw when it was sent.</p>"
+def apply_test_mail(settings: model.Settings, to: str, now: float) -> Mail:
+    """The test e-mail: to `to`, with one snapshot of the moment it is sent."""
+    return Mail(
+        kind=KIND,
+        recipient=to,
+        subject_template=SUBJECT,
+        body_template=BODY,
+        values=placeholders.values(Context(KIND, settings, datetime.fromtimestamp(now, UTC))),
+        snapshots=model.Snapshots(attach=True, count=1),
+        span=(now, now),
+        size=(SNAPSHOT_WIDTH, SNAPSHOT_HEIGHT),
     )

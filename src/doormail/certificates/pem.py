@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from doormail.certificates import (
+from doormail.certificates.slots import (
     CA_SLOTS,
     MAX_PEM_BYTES,
     SELF_SIGNED_DAYS,

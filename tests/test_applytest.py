@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 from doormail.app import Service
-from doormail.camera import NoCamera
-from doormail.delivery.apply_test import SmtpTests
+from doormail.applytest import SmtpTests
 from doormail.settings import SettingsError
+from tests.camera.fakes import NoCamera
 from tests.conftest import free_port
 
 
 def _tests(service: Service, keep: int = 50) -> SmtpTests:
-    return SmtpTests(service.settings, service.certificates.tls_context, NoCamera(), keep=keep)
+    return SmtpTests(service.settings.load, service.certificates.tls_context, NoCamera(), keep=keep)
 
 
 def _down_server() -> dict[str, object]:

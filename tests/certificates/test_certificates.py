@@ -18,9 +18,8 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doormail import pem
 from doormail.app import Paths, Service, build_service
-from doormail.certificates import CertificateError
+from doormail.certificates import CertificateError, pem
 from doormail.settings import Smtp
 from doormail.web.app import create_app
 from tests.conftest import ADMIN_PASSWORD

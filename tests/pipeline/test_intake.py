@@ -1,5 +1,6 @@
-"""The way in for events: mails queued with the event in the outbox, the reply, an event id seen
-before answered with its first result, the ringing time of a call remembered for its snapshots."""
+"""The intake: mails queued with the event in the outbox, the reply, an event id seen before
+answered with its first result, the ringing time of a call remembered for its snapshots, and a
+Send E-Mail order queued without an event row."""
 
 from __future__ import annotations
 
@@ -8,33 +9,21 @@ from email.message import Message
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from doormail import rules
 from doormail.app import Service
-from doormail.directory import User
 from doormail.events import EventError
 from doormail.settings import apply_patch
+from doormail.sources import posted_events
 from doormail.store import tables
 from tests.conftest import RecordingCamera
 
-CONFIG: dict[str, Any] = {
-    "device": {"name": "Front door"},
-    "smtp": {"enabled": True, "server": "127.0.0.1", "from": "door@example.org"},
-    "email_on_call": {"send": "missed", "default_to": "desk@example.com"},
-    "email_on_access": {"send": "denied", "default_to": "security@example.com"},
-}
 
-
-@pytest.fixture
-def configured(service: Service) -> Service:
-    service.settings.save(apply_patch(service.settings.load(), CONFIG))
-    service.directory.create(
-        User(
-            id="u-alice", name="Alice", email="alice@example.com, a@work.example", numbers=("101",)
-        )
-    )
-    return service
+async def handle(service: Service, body: object) -> list[dict[str, Any]]:
+    """The replies to a body of `POST /api/events`, always as a list."""
+    replies = await posted_events.take(service.intake.submit, body)
+    return replies if isinstance(replies, list) else [replies]
 
 
 def queued(service: Service, event_id: str) -> list[Message]:
@@ -52,7 +41,7 @@ def queued(service: Service, event_id: str) -> list[Message]:
 
 
 async def test_each_mail_is_queued_before_the_event_is_answered(configured: Service) -> None:
-    [reply] = await configured.intake.handle(
+    [reply] = await handle(configured,
         {"type": "call.ended", "called": "101", "answered": False, "id": "call-1"}
     )
     assert reply["event_id"] == "call-1"
@@ -74,8 +63,8 @@ async def test_an_event_seen_before_gets_the_earlier_result_and_no_new_mail(
     configured: Service,
 ) -> None:
     event = {"type": "call.ended", "called": "999", "answered": False, "id": "call-2"}
-    first = await configured.intake.handle(event)
-    again = await configured.intake.handle({**event, "called": "101"})
+    first = await handle(configured, event)
+    again = await handle(configured, {**event, "called": "101"})
     assert again == first
     assert len(queued(configured, "call-2")) == 1
     received = configured.metrics.events_received.labels(type="call.ended")._value.get()
@@ -83,7 +72,7 @@ async def test_an_event_seen_before_gets_the_earlier_result_and_no_new_mail(
 
 
 async def test_no_mail_is_answered_with_the_reason(configured: Service) -> None:
-    [reply] = await configured.intake.handle(
+    [reply] = await handle(configured,
         {"type": "call.ended", "called": "101", "answered": True}
     )
     assert reply["emails"] == []
@@ -99,7 +88,7 @@ async def test_no_mail_is_answered_with_the_reason(configured: Service) -> None:
 
 
 async def test_an_array_in_is_an_array_out(configured: Service) -> None:
-    replies = await configured.intake.handle(
+    replies = await handle(configured,
         [
             {"type": "access", "auth_type": "card", "auth_id": "DEADBEEF01"},
             {"type": "device.rebooted"},
@@ -113,7 +102,7 @@ async def test_an_array_in_is_an_array_out(configured: Service) -> None:
 
 async def test_a_bad_event_in_an_array_takes_none_of_them(configured: Service) -> None:
     with pytest.raises(EventError) as error:
-        await configured.intake.handle(
+        await handle(configured,
             [
                 {"type": "access", "auth_type": "card", "auth_id": "DEADBEEF01", "id": "a-1"},
                 {"type": "call.ended", "called": "101"},
@@ -130,8 +119,8 @@ async def test_call_snapshots_span_from_its_ringing_to_its_end(
     patch = {"email_on_call": {"snapshots": snapshots}}
     configured.settings.save(apply_patch(configured.settings.load(), patch))
     ringing = {"type": "call.ringing", "call_id": "7", "called": "101"}
-    await configured.intake.handle({**ringing, "at": "2025-03-14T09:26:40+00:00"})
-    [reply] = await configured.intake.handle(
+    await handle(configured, {**ringing, "at": "2025-03-14T09:26:40+00:00"})
+    [reply] = await handle(configured,
         {
             "type": "call.ended",
             "call_id": "7",
@@ -151,7 +140,7 @@ async def test_call_snapshots_span_from_its_ringing_to_its_end(
 
 
 async def test_a_ringing_call_is_remembered_per_device(configured: Service) -> None:
-    await configured.intake.handle(
+    await handle(configured,
         [
             {"type": "call.ringing", "call_id": "1", "device": "Gate", "called": "101"},
             {"type": "call.ringing", "call_id": "1", "called": "101"},
@@ -162,50 +151,23 @@ async def test_a_ringing_call_is_remembered_per_device(configured: Service) -> N
     assert sorted(rows) == [("Front door", "1"), ("Gate", "1")]
 
 
-# --- POST /api/events ------------------------------------------------------------------------
-
-
-def test_post_events_answers_202_once_the_mails_are_queued(
-    configured: Service, api: TestClient
-) -> None:
-    reply = api.post("/api/events", json={"type": "call.ended", "called": "101", "answered": False})
-    assert reply.status_code == 202
-    body = reply.json()
-    assert set(body) == {"event_id", "emails", "reason"}
-    assert {mail["to"] for mail in body["emails"]} == {"alice@example.com", "a@work.example"}
-    assert all(set(mail) == {"id", "to", "status"} for mail in body["emails"])
-
-
-def test_post_events_array_in_array_out(configured: Service, api: TestClient) -> None:
-    reply = api.post(
-        "/api/events", json=[{"type": "device.rebooted"}, {"type": "tamper.activated"}]
-    )
-    assert reply.status_code == 202
-    assert [r["reason"] for r in reply.json()] == [
-        "email_on_event.device_rebooted.enabled is false",
-        "email_on_event.tamper.enabled is false",
+async def test_a_send_email_order_is_queued_without_an_event_row(configured: Service) -> None:
+    order = rules.SendEmail(("alice@example.com", "desk@example.com"), subject="Parcel")
+    accepted = await configured.intake.send_email(order)
+    assert accepted.event_id.startswith("send-email-")
+    assert [m["To"] for m in queued(configured, accepted.event_id)] == [
+        "alice@example.com",
+        "desk@example.com",
     ]
+    with configured.engine.connect() as connection:
+        assert connection.execute(select(tables.events.c.id)).all() == []
 
 
-@pytest.mark.parametrize(
-    ("body", "status", "field"),
-    [
-        (
-            b'[{"type": "device.rebooted"}, {"type": "call.ended", "called": "1"}]',
-            422,
-            "events[1].answered",
-        ),
-        (b'{"type": "access", "auth_type": "iris", "auth_id": "1"}', 422, "auth_type"),
-        (b'{"type": ', 400, "body"),
-    ],
-)
-def test_post_events_names_the_bad_field(
-    api: TestClient, body: bytes, status: int, field: str
+async def test_an_events_commit_holds_the_write_lock_for_the_metrics_to_show(
+    configured: Service,
 ) -> None:
-    reply = api.post("/api/events", content=body, headers={"content-type": "application/json"})
-    assert reply.status_code == status
-    assert reply.json()["error"]["field"] == field
-
-
-def test_post_events_needs_authentication(anonymous: TestClient) -> None:
-    assert anonymous.post("/api/events", json={"type": "device.rebooted"}).status_code == 401
+    await handle(configured, {"type": "call.ended", "called": "101", "answered": False})
+    await handle(configured, {"type": "device.rebooted"})
+    registry = configured.metrics.registry
+    assert registry.get_sample_value("doormail_commit_lock_seconds_count") == 2
+    assert 0 < (registry.get_sample_value("doormail_commit_lock_seconds_sum") or 0) < 1

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from doormail.directory import Directory, User, UserLookup
 from doormail.store import open_engine, upgrade
 from doormail.store.engine import sqlite_url
-from tests.users_in_memory import UsersInMemory
+from doormail.users.model import User, UserLookup
+from doormail.users.store import UserStore
+from tests.users.memory import UsersInMemory
 
 USERS = (
     User(id="u-alice", name="Alice", numbers=("101", "sip:alice@door"), cards=("0012AB34CD",)),
@@ -38,11 +39,11 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
+def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserStore]:
     folder: Path = tmp_path_factory.mktemp("users")
     engine = open_engine(sqlite_url(folder))
     upgrade(engine)
-    directory = Directory(engine)
+    directory = UserStore(engine)
     directory.import_users(USERS)
     yield directory
     engine.dispose()
@@ -50,7 +51,7 @@ def directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
 
 @pytest.mark.parametrize(("question", "value"), QUESTIONS)
 def test_the_in_memory_users_list_answers_as_the_sql_one(
-    directory: Directory, question: str, value: str
+    directory: UserStore, question: str, value: str
 ) -> None:
     in_memory: UserLookup = UsersInMemory(USERS)
     expected = getattr(directory, question)(value)

@@ -1,0 +1,132 @@
+"""The one way every event and order goes (SPEC sections 4 and 7): decide on a read snapshot
+(settings, users, the call's ringing, an earlier answer to the same event id), take the
+snapshots with no transaction open, prepare the messages in a worker thread, and commit them.
+An event is answered only once its mails are durably in the outbox. The intake is handed what it
+uses; it knows nothing of HTTP, of the delivery worker (it calls `on_queued`) or of the ways in."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from doormail import placeholders, rules
+from doormail.camera import SnapshotSource
+from doormail.events import CallEnded, CallRinging, Event
+from doormail.pipeline import snapshots
+from doormail.pipeline.commit import Accepted, CallMemory, Committer, Entry
+from doormail.pipeline.prepare import prepare_messages
+from doormail.settings import Settings
+from doormail.users.model import UserLookup
+
+SEND_EMAIL_ID_PREFIX = "send-email-"
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """A new event's id, the settings it was decided under, the decision, and its call."""
+
+    event_id: str
+    settings: Settings
+    decision: rules.Decision
+    call: CallMemory | None
+
+
+class Intake:
+    """Events and Send E-Mail orders in, mails committed to the outbox."""
+
+    def __init__(
+        self,
+        *,
+        load_settings: Callable[[], Settings],
+        users: Callable[[], AbstractContextManager[UserLookup]],
+        camera: SnapshotSource,
+        committer: Committer,
+        on_queued: Callable[[], None],
+        on_event: Callable[[str], None],
+    ) -> None:
+        self._load_settings = load_settings
+        self._users = users
+        self._camera = camera
+        self._committer = committer
+        self._on_queued = on_queued
+        self._on_event = on_event
+
+    async def submit(self, event: Event) -> Accepted:
+        """Take one validated event: its mails committed, or the reason there are none; an
+        event id seen before gets the earlier answer and makes no new mail."""
+        decided = await asyncio.to_thread(self._decide, event)
+        if isinstance(decided, Accepted):
+            return decided
+        mails = decided.decision.mails
+        pictures = await snapshots.take(self._camera, mails)
+        messages = await asyncio.to_thread(
+            prepare_messages,
+            mails,
+            decided.settings,
+            pictures,
+            event_id=decided.event_id,
+            at=event.at,
+        )
+        entry = Entry(
+            event_id=decided.event_id,
+            event_type=event.type,
+            messages=tuple(messages),
+            deliver_in=decided.settings.smtp.deliver_in,
+            reason=decided.decision.reason,
+            call=decided.call,
+        )
+        accepted = await self._committer.commit(entry)
+        if accepted.fresh:
+            self._on_event(event.type)
+            if accepted.emails:
+                self._on_queued()
+        return accepted
+
+    async def send_email(self, order: rules.SendEmail) -> Accepted:
+        """Queue the mail of a Send E-Mail order for each of its addresses; with SMTP Service
+        Enabled off nothing is queued and the reason says so (`rules.SMTP_DISABLED`)."""
+        settings = await asyncio.to_thread(self._load_settings)
+        at = datetime.now(UTC)
+        event_id = SEND_EMAIL_ID_PREFIX + uuid.uuid4().hex
+        decision = rules.send_email_mails(order, settings, at)
+        if not decision.mails:
+            return Accepted(event_id, (), decision.reason)
+        pictures = await snapshots.take(self._camera, decision.mails)
+        messages = await asyncio.to_thread(
+            prepare_messages, decision.mails, settings, pictures, event_id=event_id, at=at
+        )
+        entry = Entry(event_id, None, tuple(messages), settings.smtp.deliver_in)
+        accepted = await self._committer.commit(entry)
+        self._on_queued()
+        return accepted
+
+    def _decide(self, event: Event) -> _Decided | Accepted:
+        """The decision on what is stored now; the earlier answer when the id was seen."""
+        settings = self._load_settings()
+        call = _call_of(event, settings)
+        ringing = call if isinstance(event, CallEnded) else None
+        recalled = self._committer.recall(event.id, ringing)
+        if recalled.earlier is not None:
+            return recalled.earlier
+        with self._users() as users:
+            decision = rules.decide(event, settings, users, ringing_at=recalled.ringing_at)
+        return _Decided(event.id or uuid.uuid4().hex, settings, decision, _memory(event, call))
+
+
+def _call_of(event: Event, settings: Settings) -> tuple[str, str] | None:
+    """The (device, call id) of a call event; call ids are unique per device only."""
+    if not isinstance(event, CallRinging | CallEnded) or event.call_id is None:
+        return None
+    return placeholders.device_name(event, settings), event.call_id
+
+
+def _memory(event: Event, call: tuple[str, str] | None) -> CallMemory | None:
+    """A ringing call is remembered until it ends; an ended one is forgotten."""
+    if call is None:
+        return None
+    ringing_at = event.at.timestamp() if isinstance(event, CallRinging) else None
+    return CallMemory(call[0], call[1], ringing_at)

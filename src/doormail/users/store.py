@@ -1,0 +1,320 @@
+"""The users list in the `users` and `user_identifiers` tables: create, replace, delete, search
+and page through users, import a whole list in one transaction, and the look-ups of an event's
+number or identifier (through an index, never a scan), and the list as CSV text (`users.csv`
+reads and writes it). It does not decide who gets mail; `rules` does."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.exc import IntegrityError
+
+from doormail.store import reading, tables
+from doormail.users.csv import parse_csv, to_csv
+from doormail.users.model import (
+    LIST_FIELDS,
+    WIEGAND_MIN,
+    DuplicateUser,
+    IdentifierKind,
+    User,
+    UserLookup,
+    card_suffix,
+    cards_match,
+)
+
+_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Page:
+    users: list[User]
+    next: str | None
+    total: int
+
+
+_users = tables.users.c
+_ids = tables.user_identifiers.c
+
+
+def _user_where(condition: ColumnElement[bool]) -> Select[Any]:
+    """A user's row once per identifier (once with none when it has none), by kind and
+    position: one statement for a whole user."""
+    joined = tables.users.outerjoin(tables.user_identifiers, _ids.user_id == _users.id)
+    return (
+        select(_users.id, _users.name, _users.email, _ids.kind, _ids.value)
+        .select_from(joined)
+        .where(condition)
+        .order_by(_ids.kind, _ids.position)
+    )
+
+
+# Built once: an event asks these every time, and building a statement costs more than running it.
+_BY_ID = _user_where(_users.id == bindparam("user_id"))
+_HOLDER = (
+    select(_ids.user_id)
+    .where(_ids.kind == bindparam("kind"), _ids.value == bindparam("value"))
+    .order_by(_ids.user_id)
+    .limit(1)
+)
+_BY_VALUE = _user_where(_users.id == _HOLDER.scalar_subquery())
+_CARDS = select(_ids.user_id, _ids.value).where(_ids.kind == "card").order_by(_ids.user_id)
+_CARDS_BY_VALUE = _CARDS.where(_ids.value == bindparam("key"))
+_CARDS_BY_SUFFIX = _CARDS.where(_ids.suffix == bindparam("key"))
+
+
+class _Reader:
+    """Look-ups on one open connection, so that one event's questions cost one connection."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def by_id(self, user_id: str) -> User | None:
+        return _user(self._connection.execute(_BY_ID, {"user_id": user_id}))
+
+    def by_number(self, number: str) -> User | None:
+        return self._by_value("number", number.strip())
+
+    def by_bluetooth(self, bluetooth_id: str) -> User | None:
+        return self._by_value("bluetooth", bluetooth_id.strip())
+
+    def by_fingerprint(self, fingerprint_id: str) -> User | None:
+        return self._by_value("fingerprint", fingerprint_id.strip())
+
+    def by_card(self, card_id: str) -> User | None:
+        card = card_id.strip().upper()
+        if not card:
+            return None
+        if len(card) < WIEGAND_MIN:
+            rows = self._connection.execute(_CARDS_BY_VALUE, {"key": card}).all()
+        else:
+            rows = self._connection.execute(_CARDS_BY_SUFFIX, {"key": card_suffix(card)}).all()
+        exact = [row.user_id for row in rows if row.value == card]
+        tails = [row.user_id for row in rows if cards_match(row.value, card)]
+        found = exact or tails
+        return self.by_id(found[0]) if found else None
+
+    def _by_value(self, kind: IdentifierKind, value: str) -> User | None:
+        return _user(self._connection.execute(_BY_VALUE, {"kind": kind, "value": value}))
+
+
+def _user(rows: Iterable[Row[Any]]) -> User | None:
+    """The user of `_user_where`'s rows, or None when there are none."""
+    data: dict[str, Any] = {}
+    for row in rows:
+        if not data:
+            data = {"id": row.id, "name": row.name, "email": row.email}
+        if row.kind is not None:
+            field = LIST_FIELDS[row.kind]
+            data[field] = (*data.get(field, ()), row.value)
+    # Stored users were validated on the way in.
+    return User.model_construct(**data) if data else None
+
+
+class UserStore:
+    """The users list in the `users` and `user_identifiers` tables."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @contextmanager
+    def reader(self) -> Iterator[UserLookup]:
+        """A UserLookup on one connection, for the look-ups of one event."""
+        with reading(self._engine) as connection:
+            yield _Reader(connection)
+
+    def by_id(self, user_id: str) -> User | None:
+        with self.reader() as users:
+            return users.by_id(user_id)
+
+    def by_number(self, number: str) -> User | None:
+        with self.reader() as users:
+            return users.by_number(number)
+
+    def by_card(self, card_id: str) -> User | None:
+        with self.reader() as users:
+            return users.by_card(card_id)
+
+    def by_bluetooth(self, bluetooth_id: str) -> User | None:
+        with self.reader() as users:
+            return users.by_bluetooth(bluetooth_id)
+
+    def by_fingerprint(self, fingerprint_id: str) -> User | None:
+        with self.reader() as users:
+            return users.by_fingerprint(fingerprint_id)
+
+    def create(self, user: User) -> User:
+        """Add a new user; DuplicateUser when its id is taken."""
+        try:
+            with self._engine.begin() as connection:
+                if _exists(connection, user.id):
+                    raise DuplicateUser("id", f"a user with id {user.id!r} exists")
+                _insert(connection, [user])
+        except IntegrityError:
+            raise DuplicateUser("id", f"a user with id {user.id!r} exists") from None
+        return user
+
+    def replace(self, user: User) -> bool:
+        """Replace an existing user; False when there is no user with that id."""
+        with self._engine.begin() as connection:
+            if not _exists(connection, user.id):
+                return False
+            _delete(connection, [user.id])
+            _insert(connection, [user])
+        return True
+
+    def delete(self, user_id: str) -> bool:
+        with self._engine.begin() as connection:
+            return _delete(connection, [user_id]) > 0
+
+    def count(self) -> int:
+        with reading(self._engine) as connection:
+            return int(
+                connection.execute(select(func.count()).select_from(tables.users)).scalar_one()
+            )
+
+    def page(self, query: str = "", limit: int = 100, after: str | None = None) -> Page:
+        """Users ordered by id, `limit` at a time after the id `after`; `query` matches (case
+        insensitively) a part of the id, name, e-mail or any identifier."""
+        users = tables.users.c
+        condition = _search(query)
+        statement = select(users.id).where(condition).order_by(users.id).limit(limit + 1)
+        if after:
+            statement = statement.where(users.id > after)
+        with reading(self._engine) as connection:
+            ids = list(connection.execute(statement).scalars())
+            total = connection.execute(
+                select(func.count()).select_from(tables.users).where(condition)
+            ).scalar_one()
+            found = _load(connection, ids[:limit])
+        return Page(found, ids[limit - 1] if len(ids) > limit else None, int(total))
+
+    def all(self) -> Iterator[User]:
+        """Every user, ordered by id, loaded in batches."""
+        after: str | None = None
+        while True:
+            page = self.page(limit=_BATCH, after=after)
+            yield from page.users
+            if page.next is None:
+                return
+            after = page.next
+
+    def import_users(self, users: Sequence[User], *, replace_all: bool = False) -> int:
+        """Create or replace `users` in one transaction (with `replace_all`, users not among them
+        are deleted). Returns how many were written."""
+        with self._engine.begin() as connection:
+            if replace_all:
+                connection.execute(delete(tables.user_identifiers))
+                connection.execute(delete(tables.users))
+            else:
+                _delete(connection, [user.id for user in users])
+            _insert(connection, users)
+        return len(users)
+
+    def import_csv(self, text: str, *, replace_all: bool = False) -> int:
+        """Import CSV text: all or nothing; CsvError lists every bad line."""
+        return self.import_users(parse_csv(text), replace_all=replace_all)
+
+    def export_csv(self) -> str:
+        return to_csv(self.all())
+
+
+def _search(query: str) -> ColumnElement[bool]:
+    query = query.strip()
+    users = tables.users.c
+    if not query:
+        return true()
+    pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    ids = tables.user_identifiers.c
+    by_identifier = select(ids.user_id).where(ids.value.ilike(pattern, escape="\\"))
+    return or_(
+        users.id.ilike(pattern, escape="\\"),
+        users.name.ilike(pattern, escape="\\"),
+        users.email.ilike(pattern, escape="\\"),
+        users.id.in_(by_identifier),
+    )
+
+
+def _exists(connection: Connection, user_id: str) -> bool:
+    found = connection.execute(select(tables.users.c.id).where(tables.users.c.id == user_id))
+    return found.first() is not None
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), _BATCH):
+        yield items[start : start + _BATCH]
+
+
+def _delete(connection: Connection, user_ids: Sequence[str]) -> int:
+    deleted = 0
+    for chunk in _chunks(user_ids):
+        connection.execute(
+            delete(tables.user_identifiers).where(tables.user_identifiers.c.user_id.in_(chunk))
+        )
+        deleted += connection.execute(
+            delete(tables.users).where(tables.users.c.id.in_(chunk))
+        ).rowcount
+    return deleted
+
+
+def _insert(connection: Connection, users: Sequence[User]) -> None:
+    if not users:
+        return
+    now = time.time()
+    connection.execute(
+        insert(tables.users),
+        [{"id": u.id, "name": u.name, "email": u.email, "created_at": now} for u in users],
+    )
+    rows = [
+        {
+            "user_id": user.id,
+            "kind": kind,
+            "value": value,
+            "suffix": card_suffix(value) if kind == "card" else "",
+            "position": position,
+        }
+        for user in users
+        for kind, position, value in user.identifiers()
+    ]
+    if rows:
+        connection.execute(insert(tables.user_identifiers), rows)
+
+
+def _load(connection: Connection, user_ids: Sequence[str]) -> list[User]:
+    if not user_ids:
+        return []
+    users = tables.users.c
+    ids = tables.user_identifiers.c
+    rows = connection.execute(
+        select(users.id, users.name, users.email).where(users.id.in_(user_ids))
+    )
+    found: dict[str, dict[str, Any]] = {
+        row.id: {"id": row.id, "name": row.name, "email": row.email} for row in rows
+    }
+    identifiers = connection.execute(
+        select(ids.user_id, ids.kind, ids.value)
+        .where(ids.user_id.in_(list(found)))
+        .order_by(ids.user_id, ids.kind, ids.position)
+    )
+    for row in identifiers:
+        field = LIST_FIELDS[row.kind]
+        found[row.user_id][field] = (*found[row.user_id].get(field, ()), row.value)
+    # Stored users were validated on the way in.
+    return [User.model_construct(**found[uid]) for uid in user_ids if uid in found]
