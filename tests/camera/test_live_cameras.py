@@ -172,6 +172,26 @@ async def test_snapshots_of_an_event_that_just_happened_wait_for_the_frames_afte
     assert shown[2] is not None and shown[2] > moment + 0.3
 
 
+async def test_a_call_that_just_ended_waits_for_no_frame_nearer_its_end_than_one_in_hand(
+    service: Service,
+) -> None:
+    async with running(service.camera) as cameras:
+        with http_camera("none") as camera:
+            configure(service, source="http", url=camera.url("/snapshot.jpg"))
+            await buffered(cameras, 1.0)
+        # The camera is gone: a snapshot that waited for a newer frame would wait in vain until
+        # the moment was too old for one (STALE_AFTER).
+        newest = cameras.buffer.newest() if cameras.buffer else None
+        assert newest is not None
+        end = newest.at + 0.25 / 8  # nearer the newest frame than any later one could be
+        started = time.monotonic()
+        shots = await cameras.snapshots(end - 1.0, end, 3, 320, 240)
+        waited = time.monotonic() - started
+    assert shots.notes == []
+    assert waited < STALE_AFTER / 2
+    assert_close(moments(shots.images, end), [end - 1.0, end - 0.5, end])
+
+
 async def test_call_snapshots_from_an_rtsp_camera_show_the_moments_of_the_call(
     service: Service,
 ) -> None:

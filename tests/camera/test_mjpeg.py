@@ -89,7 +89,9 @@ def split_in(data: bytes, boundary: bytes | None, sizes: list[int]) -> list[byte
 
 @settings(max_examples=300, deadline=None)
 @given(
-    pictures=st.lists(st.binary(max_size=40).map(lambda b: b"\xff\xd8" + b + b"\xff\xd9"), max_size=4),
+    pictures=st.lists(
+        st.binary(max_size=40).map(lambda b: b"\xff\xd8" + b + b"\xff\xd9"), max_size=4
+    ),
     length=st.booleans(),
     eol=st.sampled_from([b"\r\n", b"\n"]),
     named=st.booleans(),

@@ -68,3 +68,27 @@ def test_a_missing_or_broken_frame_becomes_the_na_image() -> None:
     assert moment_of(images[1], T) is None
     assert moment_of(images[2], T) is None
     assert all(Image.open(io.BytesIO(image)).size == (320, 240) for image in images)
+
+
+def test_a_frame_already_scaled_to_a_size_is_not_scaled_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import doormail.camera.scale as scale
+
+    calls: list[tuple[int, int]] = []
+    real = scale.letterbox
+
+    def counted(jpeg: bytes, width: int, height: int, quality: int = 80) -> bytes:
+        calls.append((width, height))
+        return real(jpeg, width, height, quality)
+
+    monkeypatch.setattr(scale, "letterbox", counted)
+    frames = [Frame(T, jpeg_frame(T, 640, 480)), Frame(T + 0.25, jpeg_frame(T + 0.25, 640, 480))]
+    scaled = scale.Scaled(keep=2)
+    first, _ = render(frames, [T, T + 0.25], 320, 240, UTC, scaled)
+    again, _ = render(frames, [T, T + 0.25], 320, 240, UTC, scaled)
+    assert again == first
+    assert calls == [(320, 240), (320, 240)]
+    render(frames[:1], [T], 160, 120, UTC, scaled)  # a third picture: the oldest is forgotten
+    render(frames[:1], [T], 320, 240, UTC, scaled)
+    assert calls == [(320, 240), (320, 240), (160, 120), (320, 240)]

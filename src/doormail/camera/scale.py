@@ -5,6 +5,8 @@ CPU work only; callers run it in a thread."""
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime, tzinfo
 
@@ -79,22 +81,52 @@ def _contained(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
     )
 
 
+class Scaled:
+    """The frames scaled most recently, by frame and size. Events close together pick the same
+    frames from the buffer (four a second), and every recipient's mail of one event shows the
+    same ones: each is decoded and encoded once. Safe to use from several threads."""
+
+    def __init__(self, keep: int = 32) -> None:
+        self._keep = keep
+        self._kept: OrderedDict[tuple[Frame, int, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def letterbox(self, frame: Frame, width: int, height: int) -> bytes:
+        key = (frame, width, height)
+        with self._lock:
+            found = self._kept.get(key)
+            if found is not None:
+                self._kept.move_to_end(key)
+                return found
+        scaled = letterbox(frame.jpeg, width, height)
+        with self._lock:
+            self._kept[key] = scaled
+            while len(self._kept) > self._keep:
+                self._kept.popitem(last=False)
+        return scaled
+
+
 def render(
     chosen: Sequence[Frame | None],
     moments: Sequence[float],
     width: int,
     height: int,
     zone: tzinfo,
+    scaled: Scaled | None = None,
 ) -> tuple[list[bytes], int]:
     """The attachments for the chosen frames, and how many of them are N/A because no usable
-    frame was there (missing, or bytes that were not a picture)."""
+    frame was there (missing, or bytes that were not a picture); `scaled` remembers frames
+    scaled before."""
     images: list[bytes] = []
     missing = 0
     for frame, moment in zip(chosen, moments, strict=True):
         try:
             if frame is None:
                 raise BadFrame("no frame")
-            images.append(letterbox(frame.jpeg, width, height))
+            if scaled is not None:
+                images.append(scaled.letterbox(frame, width, height))
+            else:
+                images.append(letterbox(frame.jpeg, width, height))
         except BadFrame:
             missing += 1
             images.append(na_image(width, height, datetime.fromtimestamp(moment, zone)))

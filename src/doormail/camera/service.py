@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 from doormail.camera import Pictures, spread
@@ -26,6 +26,9 @@ from doormail.camera.buffer import (
 from doormail.camera.open import source_for
 from doormail.camera.source import CameraError, Source
 from doormail.settings import Camera, Settings
+
+if TYPE_CHECKING:
+    from doormail.camera.scale import Scaled  # Pillow: loaded with the first picture
 
 log = logging.getLogger("doormail.camera")
 
@@ -94,14 +97,16 @@ class Capture:
         received, bad = False, 0
         try:
             async for frame in self.source.frames():
+                if self._too_soon(frame):
+                    continue  # a stream faster than the buffer's rate: not even looked at
                 if not is_jpeg(frame.jpeg):
                     bad += 1
                     if bad >= BAD_FRAMES:
                         raise CameraError(f"{self.source.where} sends no JPEG pictures")
                     continue
                 bad = 0
-                if self._keep(frame):
-                    received = True
+                self._keep(frame)
+                received = True
         except CameraError as error:
             self._failed(str(error))
         except Exception as error:  # a capture must outlive any one camera's surprise
@@ -109,15 +114,15 @@ class Capture:
             self._failed(f"{self.source.where}: {type(error).__name__}")
         return received
 
-    def _keep(self, frame: Frame) -> bool:
+    def _too_soon(self, frame: Frame) -> bool:
         newest = self.buffer.newest()
-        if newest is not None and frame.at - newest.at < self._interval * 0.9:
-            return False  # a stream faster than the buffer's rate
+        return newest is not None and frame.at - newest.at < self._interval * 0.9
+
+    def _keep(self, frame: Frame) -> None:
         self.buffer.add(frame)
         if self.state != "receiving":
             log.info("camera: receiving pictures from %s", self.source.where)
         self.state, self.error = "receiving", None
-        return True
 
     def _failed(self, message: str) -> None:
         if message != self.error:
@@ -139,6 +144,7 @@ class CameraService:
         self._zone: tzinfo = UTC
         self._capture: Capture | None = None
         self._owner: asyncio.AbstractEventLoop | None = None
+        self._scaled: Scaled | None = None
 
     @property
     def camera(self) -> Camera:
@@ -259,15 +265,20 @@ class CameraService:
         interval = 1.0 / self.rate
         if end > start:
             moments = spread(start, end, count)
-            await self._wait_for(capture.buffer, end)
+            # A frame half an interval before the end is as near to it as the next one can be.
+            await self._wait_for(capture.buffer, end - interval / 2)
             chosen = choose_spread(capture.buffer.frames(), moments)
         else:
             moments = [start + i * interval for i in range(count)]
             await self._wait_for(capture.buffer, moments[-1])
             chosen = choose_after(capture.buffer.frames(), start, count)
-        from doormail.camera.scale import render
+        from doormail.camera.scale import Scaled, render
 
-        images, missing = await asyncio.to_thread(render, chosen, moments, w, h, self._zone)
+        if self._scaled is None:
+            self._scaled = Scaled()
+        images, missing = await asyncio.to_thread(
+            render, chosen, moments, w, h, self._zone, self._scaled
+        )
         return Pictures(images, [CAMERA_DID_NOT_ANSWER] if missing else [])
 
     async def _wait_for(self, buffer: FrameBuffer, target: float) -> None:
