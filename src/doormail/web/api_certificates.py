@@ -10,18 +10,37 @@ from fastapi import APIRouter, Request
 
 from doormail.certificates import MAX_PEM_BYTES, CertificateError, is_slot
 from doormail.web.errors import ApiError
+from doormail.web.schemas import body_of, json_reply, refusal
 from doormail.web.state import service_of
 
 router = APIRouter(prefix="/api/certificates", tags=["certificates"])
 
 
-@router.get("")
+_SLOT = json_reply("CertificateInfo", "the slot: subject, fingerprint and expiry, never a key")
+_NO_SLOT = refusal("no such slot")
+_PEM = {"schema": {"type": "string"}}
+
+
+@router.get(
+    "",
+    response_model=None,
+    responses={200: json_reply("CertificateList", "every slot, never a key")},
+)
 def list_certificates(request: Request) -> dict[str, Any]:
     slots = service_of(request).certificates.list()
     return {"certificates": [info.public() for info in slots]}
 
 
-@router.put("/{slot}")
+@router.put(
+    "/{slot}",
+    response_model=None,
+    openapi_extra=body_of(media={"application/x-pem-file": _PEM, "text/plain": _PEM}),
+    responses={
+        200: _SLOT,
+        404: _NO_SLOT,
+        422: refusal("not PEM, a key that does not match, or a user slot without a key"),
+    },
+)
 async def put_certificate(request: Request, slot: str) -> dict[str, Any]:
     """The PEM text is the raw body (application/x-pem-file or text/plain)."""
     _known(slot)
@@ -34,7 +53,11 @@ async def put_certificate(request: Request, slot: str) -> dict[str, Any]:
     return info.public()
 
 
-@router.delete("/{slot}")
+@router.delete(
+    "/{slot}",
+    response_model=None,
+    responses={200: _SLOT, 404: _NO_SLOT, 422: refusal("this slot cannot be emptied")},
+)
 def delete_certificate(request: Request, slot: str) -> dict[str, Any]:
     _known(slot)
     try:

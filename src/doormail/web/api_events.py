@@ -7,7 +7,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from doormail.events import EventError
+from doormail.web.bodies import json_body
 from doormail.web.errors import ApiError
+from doormail.web.schemas import body_of, json_reply, refusal
 from doormail.web.security import for_events_tokens
 from doormail.web.state import service_of
 
@@ -15,14 +17,20 @@ router = APIRouter(prefix="/api/events", tags=["events"])
 
 
 @for_events_tokens
-@router.post("")
+@router.post(
+    "",
+    status_code=202,
+    response_model=None,
+    openapi_extra=body_of("Events"),
+    responses={
+        202: json_reply("EventResults", "what each event came to, its mails durably queued"),
+        422: refusal("an event names a bad value (`events[2].answered`)"),
+    },
+)
 async def post_events(request: Request) -> JSONResponse:
-    try:
-        raw = await request.json()
-    except ValueError:
-        raise ApiError(400, "bad_request", "the request body is not valid JSON", "body") from None
+    raw = await json_body(request)
     try:
         results = await service_of(request).intake.handle(raw)
-    except EventError as error:
-        raise ApiError(422, "validation", error.message, error.field) from None
+    except EventError as problem:
+        raise ApiError(422, "validation", problem.message, problem.field) from None
     return JSONResponse(results if isinstance(raw, list) else results[0], status_code=202)

@@ -14,7 +14,6 @@ from starlette.concurrency import run_in_threadpool
 from doormail.directory import LIST_FIELDS, CsvError, DuplicateUser, User, UserError, parse_user
 from doormail.web.state import service_of
 from doormail.web.ui_common import (
-    MAX_UPLOAD,
     flash,
     page,
     read_form,
@@ -151,8 +150,6 @@ async def import_users(request: Request) -> Response:
     count = 0
     if not data.strip():
         problem = "choose a CSV file or paste the CSV text"
-    elif len(data) > MAX_UPLOAD:
-        problem = f"the CSV is larger than {MAX_UPLOAD} bytes"
     else:
         try:
             text = data.decode("utf-8-sig")
