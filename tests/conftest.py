@@ -190,11 +190,13 @@ def start_serve(
     port: int | None = None,
     env: dict[str, str] | None = None,
     options: Sequence[str] = (),
+    output: Path | None = None,
 ) -> RunningService:
-    """Start `doormail serve` (with more `options` when given) and wait until /healthz
-    answers."""
+    """Start `doormail serve` (with more `options` when given; its output appended to `output`
+    when given) and wait until /healthz answers (over HTTPS when an option asks for it)."""
     port = port or free_port()
     process_env = {**os.environ, "DOORMAIL_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})}
+    sink = output.open("ab") if output is not None else None
     process = subprocess.Popen(
         [
             sys.executable,
@@ -208,16 +210,20 @@ def start_serve(
             *options,
         ],
         env=process_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=sink or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if sink else subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
+    if sink is not None:
+        sink.close()  # the child has its own copy
+    scheme = "https" if {"--tls", "--tls-cert"} & set(options) else "http"
+    url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"doormail serve exited with {process.returncode}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            # Only whether it answers: the tests check the certificate themselves.
+            if httpx.get(f"{url}/healthz", timeout=1, verify=False).status_code == 200:
                 return RunningService(process, url, data_dir)
         except httpx.HTTPError:
             pass

@@ -43,7 +43,10 @@ def _addresses(value: object) -> list[str]:
 
 
 _ADDRESSES_SCHEMA = {
-    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+    "anyOf": [
+        {"type": "string", "format": "email"},
+        {"type": "array", "items": {"type": "string", "format": "email"}},
+    ],
     "description": "addresses separated by commas, or a list of them",
 }
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from doormail.outbox import NotRetryable, Outbox, OutboxError, UnknownMessage
+from doormail.outbox import STATUSES, NotRetryable, Outbox, OutboxError, UnknownMessage
 from doormail.web.errors import ApiError
 from doormail.web.schemas import json_reply, refusal, text_reply
 from doormail.web.state import service_of
@@ -48,7 +48,9 @@ _NO_ITEM = refusal("no outbox entry has this id")
 )
 def list_outbox(
     request: Request,
-    status: Annotated[str | None, Query(max_length=16)] = None,
+    status: Annotated[
+        str | None, Query(max_length=16, json_schema_extra={"enum": list(STATUSES)})
+    ] = None,
     limit: Annotated[int, Query()] = 100,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> dict[str, Any]:

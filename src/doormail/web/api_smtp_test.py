@@ -25,7 +25,7 @@ class TestRequest(BaseModel):
     __test__ = False
     model_config = ConfigDict(extra="forbid")
 
-    to: str
+    to: str = Field(json_schema_extra={"format": "email"})
     smtp: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -26,7 +26,7 @@ class PreviewRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: str
+    kind: str = Field(json_schema_extra={"enum": list(KINDS)})
     subject: str | None = Field(None, max_length=MAX_SUBJECT)
     body: str | None = Field(None, max_length=MAX_BODY)
 
@@ -40,7 +40,7 @@ _PREVIEW: dict[int | str, dict[str, Any]] = {
 @router.get("/preview", response_model=None, responses=_PREVIEW)
 async def preview(
     request: Request,
-    kind: str,
+    kind: Annotated[str, Query(json_schema_extra={"enum": list(KINDS)})],
     subject: Annotated[str | None, Query(max_length=MAX_SUBJECT)] = None,
     body: Annotated[str | None, Query(max_length=MAX_BODY)] = None,
 ) -> dict[str, Any]:

@@ -25,6 +25,18 @@ SWAGGER_UI = "/static/swagger-ui"
 _BODY_METHODS = {"post", "put", "patch"}
 _FASTAPI_SHAPES = ("HTTPValidationError", "ValidationError")
 
+# The HTTP server itself answers a request whose head (request line and headers) is larger than
+# it reads (h11 buffers 16 KiB of an unfinished head) with a plain-text 400, before doormail
+# sees it.
+_UNREADABLE = {
+    "description": "the request cannot be read: a body that is not JSON, not UTF-8 or nested "
+    "too deeply, or a request line and headers too long for the HTTP server (in plain text)",
+    "content": {
+        **schemas.refusal("")["content"],
+        "text/plain": {"schema": {"type": "string"}},
+    },
+}
+
 router = APIRouter(include_in_schema=False, dependencies=[Depends(authenticate)])
 
 
@@ -107,6 +119,6 @@ def _complete(method: str, operation: dict[str, Any]) -> None:
             "headers": {"Retry-After": {"schema": {"type": "string"}}},
         },
     )
+    answers.setdefault("400", _UNREADABLE)
     if method in _BODY_METHODS:
-        answers.setdefault("400", schemas.refusal("the body cannot be read (JSON, UTF-8, nesting)"))
         answers.setdefault("413", schemas.refusal("the body is larger than the service accepts"))
