@@ -7,6 +7,7 @@ import base64
 import email
 import email.policy
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -40,6 +41,18 @@ def basic_auth(user: str, password: str) -> dict[str, str]:
     """The Authorization header of HTTP Basic authentication."""
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
+
+
+def log_in_with_the_form(browser: httpx.Client) -> httpx.Response:
+    """Log in as admin through the login page, as a browser does (its CSRF token included);
+    the reply is the 303 that sets the session cookie. Works with a TestClient too."""
+    page = browser.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None, page.text[:200]
+    form = {"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token.group(1)}
+    reply = browser.post("/login", data=form, follow_redirects=False)
+    assert reply.status_code == 303, reply.text[:200]
+    return reply
 
 
 def free_port() -> int:

@@ -20,7 +20,13 @@ import pytest
 
 from doormail.web import https
 from doormail.web.ui import SESSION_COOKIE
-from tests.conftest import ADMIN_PASSWORD, RunningService, free_port, start_serve
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    RunningService,
+    free_port,
+    log_in_with_the_form,
+    start_serve,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -102,14 +108,7 @@ def test_the_session_cookie_is_secure_over_https(
     served.append(running)
     certificate = tmp_path / "data" / https.FOLDER / https.CERTIFICATE
     with httpx.Client(base_url=running.url, verify=trusting(certificate)) as browser:
-        page = browser.get("/login")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-        assert token is not None
-        reply = browser.post(
-            "/login",
-            data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token.group(1)},
-        )
-        assert reply.status_code == 303
+        reply = log_in_with_the_form(browser)
         [cookie] = [c for c in reply.headers.get_list("set-cookie") if SESSION_COOKIE in c]
         flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
         assert {"secure", "httponly", "samesite"} <= flags

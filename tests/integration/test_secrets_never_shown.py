@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +27,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from doormail.web import https
-from tests.conftest import ADMIN_PASSWORD, free_port, start_serve
+from tests.conftest import free_port, log_in_with_the_form, start_serve
+from tests.delivery.test_oauth2 import TokenEndpoint, endpoint  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -116,35 +114,16 @@ def mail_server() -> Iterator[tuple[MailServer, int]]:
 
 
 @pytest.fixture
-def token_url() -> Iterator[str]:
-    """An OAuth2 token endpoint that gives ACCESS_TOKEN for the right secret and refresh
-    token."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers["Content-Length"])
-            form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
-            good = form.get("refresh_token") == REFRESH_TOKEN
-            good = good and form.get("client_secret") == CLIENT_SECRET
-            body = {"access_token": ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 3600}
-            data = json.dumps(body if good else {"error": "invalid_grant"}).encode()
-            self.send_response(200 if good else 400)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/token"
-    finally:
-        server.shutdown()
-        server.server_close()
+def token_url(endpoint: tuple[TokenEndpoint, str]) -> Iterator[str]:  # noqa: F811
+    """An OAuth2 token endpoint that gives ACCESS_TOKEN, and checks afterwards that it was asked
+    with the right client secret and refresh token."""
+    tokens, url = endpoint
+    tokens.answer = (200, {"access_token": ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 3600})
+    yield url
+    assert tokens.requests, "the token endpoint was never asked"
+    for form in tokens.requests:
+        assert form["client_secret"] == CLIENT_SECRET
+        assert form["refresh_token"] == REFRESH_TOKEN
 
 
 # -- what doormail shows ------------------------------------------------------------------------
@@ -194,14 +173,6 @@ def doormail_cli(data: Path, *args: str) -> str:
     return done.stdout + done.stderr
 
 
-def log_in(browser: httpx.Client) -> None:
-    page = browser.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token is not None
-    form = {"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token.group(1)}
-    assert browser.post("/login", data=form).status_code == 303
-
-
 def test_no_secret_is_ever_shown_in_logs_replies_exports_errors_or_pages(
     tmp_path: Path, mail_server: tuple[MailServer, int], token_url: str
 ) -> None:
@@ -235,7 +206,7 @@ def test_no_secret_is_ever_shown_in_logs_replies_exports_errors_or_pages(
                 seen.add("outbox item", admin.get(f"/api/outbox/{item['id']}"))
                 seen.add("outbox message", admin.get(f"/api/outbox/{item['id']}/message"))
         with httpx.Client(base_url=served.url, timeout=10) as browser:
-            log_in(browser)
+            log_in_with_the_form(browser)
             for page in ("/smtp", "/camera", "/certificates", "/outbox", "/device", "/users"):
                 seen.add(f"page {page}", browser.get(page))
             for item in outbox.json()["items"]:

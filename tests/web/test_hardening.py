@@ -15,7 +15,7 @@ from doormail.app import Service
 from doormail.web.app import create_app
 from doormail.web.headers import SECURITY_HEADERS
 from doormail.web.ui import SESSION_COOKIE
-from tests.conftest import ADMIN_PASSWORD, basic_auth
+from tests.conftest import ADMIN_PASSWORD, basic_auth, log_in_with_the_form
 from tests.web.test_security import routes_of
 
 
@@ -83,15 +83,7 @@ def test_a_wrong_method_names_every_method_of_the_path(api: TestClient) -> None:
 
 
 def _session_cookie(client: TestClient) -> str:
-    page = client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token is not None
-    reply = client.post(
-        "/login",
-        data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token.group(1)},
-        follow_redirects=False,
-    )
-    assert reply.status_code == 303
+    reply = log_in_with_the_form(client)
     [cookie] = [c for c in reply.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE)]
     return cookie
 
