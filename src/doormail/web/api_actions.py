@@ -237,8 +237,9 @@ router.add_api_route(
 
 
 def _refuse_cross_site_get(request: Request) -> None:
-    # The session cookie (SameSite=Lax) also rides along on a link followed from another site;
-    # a GET that sends mail must then carry the page's CSRF token like any other change.
+    # A GET that sends mail with the session must carry the page's CSRF token like any other
+    # change: SameSite=Strict keeps the cookie off links from other sites, and this check does
+    # not depend on every browser honouring it.
     if request.method != "GET" or request.headers.get("authorization"):
         return
     session = request.scope.get("session") if "session" in request.scope else None
