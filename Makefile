@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # axe-core, which the browser tests inject to check every page for WCAG 2 A/AA violations.
 AXE := node_modules/axe-core/axe.min.js
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench soak fuzz clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# 10,000 events per run while doormail is killed every few seconds, its SMTP server stopped for
+# a minute, then failing a fifth of its commands; prints events, lost, duplicated, kills, outage_s.
+soak: $(STAMP)
+	DOORMAIL_SOAK=full $(BIN)/pytest -q -m soak tests/soak $(PYTEST_ARGS)
+
+# The API fuzzer of the test suite with more cases per route and a new seed each time.
+fuzz: $(STAMP)
+	DOORMAIL_FUZZ_CASES=$${DOORMAIL_FUZZ_CASES:-400} DOORMAIL_FUZZ_RANDOM=1 \
+		$(BIN)/pytest -q -s tests/integration/test_api_fuzzing.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache

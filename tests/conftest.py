@@ -8,6 +8,7 @@ import base64
 import email
 import email.policy
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -51,6 +52,18 @@ def basic_auth(user: str, password: str) -> dict[str, str]:
     """The Authorization header of HTTP Basic authentication."""
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
+
+
+def log_in_with_the_form(browser: httpx.Client) -> httpx.Response:
+    """Log in as admin through the login page, as a browser does (its CSRF token included);
+    the reply is the 303 that sets the session cookie. Works with a TestClient too."""
+    page = browser.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None, page.text[:200]
+    form = {"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token.group(1)}
+    reply = browser.post("/login", data=form, follow_redirects=False)
+    assert reply.status_code == 303, reply.text[:200]
+    return reply
 
 
 def free_port() -> int:
@@ -223,11 +236,13 @@ def start_serve(
     port: int | None = None,
     env: dict[str, str] | None = None,
     options: Sequence[str] = (),
+    output: Path | None = None,
 ) -> RunningService:
-    """Start `doormail serve` (with more `options` when given) and wait until /healthz
-    answers."""
+    """Start `doormail serve` (with more `options` when given; its output appended to `output`
+    when given) and wait until /healthz answers (over HTTPS when an option asks for it)."""
     port = port or free_port()
     process_env = {**os.environ, "DOORMAIL_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})}
+    sink = output.open("ab") if output is not None else None
     process = subprocess.Popen(
         [
             sys.executable,
@@ -241,16 +256,20 @@ def start_serve(
             *options,
         ],
         env=process_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=sink or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if sink else subprocess.DEVNULL,
     )
-    url = f"http://127.0.0.1:{port}"
+    if sink is not None:
+        sink.close()  # the child has its own copy
+    scheme = "https" if {"--tls", "--tls-cert"} & set(options) else "http"
+    url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"doormail serve exited with {process.returncode}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            # Only whether it answers: the tests check the certificate themselves.
+            if httpx.get(f"{url}/healthz", timeout=1, verify=False).status_code == 200:
                 return RunningService(process, url, data_dir)
         except httpx.HTTPError:
             pass

@@ -25,6 +25,8 @@ from doormail.applytest import TestRun
 from doormail.firststart import FirstStartError
 from doormail.outbox import OutboxError, OutboxItem
 from doormail.sources.command_line import event_body
+from doormail.web import https
+from doormail.web.https import HttpsError, ServerCertificate, is_loopback
 
 cli = typer.Typer(
     help="E-mail notifications for door stations and IP intercoms.", no_args_is_help=True
@@ -57,7 +59,8 @@ def _service(data: str | None, database: str | None = None) -> Service:
 
 
 def _fail(message: str) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}")
+    # Not wrapped: a path or fingerprint in the message stays whole.
+    errors.print(f"[red]error:[/red] {message}", soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -84,6 +87,21 @@ def serve(
             " X-Forwarded-For and X-Forwarded-Proto are believed; without it they are ignored",
         ),
     ] = None,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="HTTPS with a self-signed certificate made on first start in the data folder"
+            " (its SHA-256 fingerprint is printed); use it on any address but the loopback",
+        ),
+    ] = False,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", help="HTTPS with this PEM certificate (chain) instead"),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="the unencrypted private key of --tls-cert")
+    ] = None,
 ) -> None:
     """Run the HTTP API, the web UI and the delivery worker in one process."""
     import uvicorn
@@ -101,13 +119,32 @@ def serve(
         service = build_service(Paths.resolve(data, database), first_start_apart=True)
     except FirstStartError as error:
         raise _fail(str(error)) from None
+    try:
+        certificate = _server_certificate(service.paths.data_dir, host, tls, tls_cert, tls_key)
+    except HttpsError as error:
+        raise _fail(escape(str(error))) from None
     generated = service.accounts.ensure_admin(os.environ.get("DOORMAIL_ADMIN_PASSWORD"))
     if generated:
         console.print(
             f"Created the admin account. User [bold]admin[/bold], password [bold]{generated}[/bold]"
             " (shown only this once)."
         )
-    console.print(f"doormail listening on http://{host}:{port}/ (data: {service.paths.data_dir})")
+    scheme = "https" if certificate else "http"
+    where = f"[{host}]" if ":" in host else host
+    console.print(
+        f"doormail listening on {scheme}://{where}:{port}/ (data: {service.paths.data_dir})"
+    )
+    if certificate is not None:
+        made = "made a self-signed HTTPS certificate; its" if certificate.made else "HTTPS"
+        # Plain text: browsers show the fingerprint in this form for comparing.
+        print(f"{made} SHA-256 fingerprint: {certificate.fingerprint}")
+    elif not is_loopback(host):
+        logging.getLogger("doormail").warning(
+            "listening on %s without TLS: the admin password, tokens and the session cookie "
+            "cross the network readable by anyone on the way; start with --tls (or "
+            "--tls-cert/--tls-key), or listen on 127.0.0.1 behind a proxy that speaks HTTPS",
+            host,
+        )
     sys.stdout.flush()
     # Failed logins are counted per client address: a forwarded address is taken only from a
     # proxy the installer named, or anyone could reset their count by sending the header.
@@ -118,6 +155,8 @@ def serve(
         log_level="warning",
         proxy_headers=forwarded_allow_ips is not None,
         forwarded_allow_ips=forwarded_allow_ips,
+        ssl_certfile=certificate.certificate if certificate else None,
+        ssl_keyfile=certificate.key if certificate else None,
     )
 
 
@@ -151,6 +190,17 @@ async def _until_stopped(run: Runner) -> None:
         loop.add_signal_handler(stop, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def _server_certificate(
+    data_dir: Path, host: str, tls: bool, cert: Path | None, key: Path | None
+) -> ServerCertificate | None:
+    """The certificate `serve` uses for HTTPS, or None for plain HTTP."""
+    if (cert is None) != (key is None):
+        raise HttpsError("--tls-cert and --tls-key go together; give both")
+    if cert is not None and key is not None:
+        return https.given(cert, key)
+    return https.self_signed(data_dir, host) if tls else None
 
 
 @config_cli.command("export")

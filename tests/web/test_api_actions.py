@@ -180,10 +180,12 @@ def test_send_email_action_to_an_unknown_user_is_not_found(
 ) -> None:
     reply = api.post(NATIVE, json={"user": "u-nobody"})
     assert reply.status_code == 404
+    message = "no user has the id 'u-nobody'"
     assert reply.json()["error"] == {
         "code": "not_found",
         "field": "user",
-        "message": "no user has the id 'u-nobody'",
+        "message": message,
+        "errors": [{"field": "user", "message": message}],
     }
 
 

@@ -1,6 +1,8 @@
-"""API tokens and their scopes: a door station's `events` token may post events and send
-e-mail and nothing else; an `admin` token may do everything; the admin lists the tokens
-(never the tokens themselves) and revokes them; each token's last use is kept."""
+"""API tokens and their scopes, and the walk over every route of the application: nothing but
+the health check, the login page and static files answers a stranger; a door station's `events`
+token may post events and send e-mail and nothing else; an `admin` token may do everything; the
+admin lists the tokens (never the tokens themselves) and revokes them; each token's last use is
+kept."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from doormail.store import open_engine, tables, upgrade
 from doormail.store.engine import MIGRATIONS
 from tests.web.test_security import routes_of
 
+# Open to anyone (besides the static files): the health check and the login page.
+OPEN_PATHS = ("/healthz", "/login")
 # The routes an `events` token may call (SPEC section 1), as (method, path).
 EVENTS_ROUTES = {
     ("POST", "/api/events"),
@@ -81,30 +85,61 @@ def test_an_events_token_posts_events_and_sends_email(
         assert "success" in reply.json()
 
 
-def test_every_route_but_the_three_event_routes_refuses_an_events_token(
-    anonymous: TestClient, service: Service
-) -> None:
-    headers = bearer(service.accounts.create_token("door-1"))
-    routes = routes_of(list(anonymous.app.routes))  # type: ignore[attr-defined]
-    allowed = set()
-    checked = 0
-    for path, methods in routes:
-        if path in ("/healthz", "/login") or path.startswith("/static"):
+def _walk(client: TestClient) -> list[tuple[str, str, str]]:
+    """Every (method, path, url) of the application but the open ones: /healthz, the login
+    page and the static files (a path parameter filled with a made-up value)."""
+    found = []
+    for path, methods in routes_of(list(client.app.routes)):  # type: ignore[attr-defined]
+        if path in OPEN_PATHS or path.startswith("/static"):
             continue
         url = path.replace("{", "x").replace("}", "")
-        for method in sorted(methods - {"HEAD"}):
-            reply = anonymous.request(method, url, headers=headers, follow_redirects=False)
-            if (method, path) in EVENTS_ROUTES:
-                assert reply.status_code not in (401, 403), f"{method} {path}"
-                allowed.add((method, path))
-            elif path.startswith("/api/") or path == "/metrics":
-                assert reply.status_code == 403, f"{method} {path} answered {reply.status_code}"
-                assert reply.json()["error"]["code"] == "forbidden"
-                checked += 1
-            else:  # the web UI knows only its session cookie
-                assert reply.status_code in (303, 307), f"{method} {path}"
+        found += [(method, path, url) for method in sorted(methods - {"HEAD"})]
+    return found
+
+
+def _is_api(path: str) -> bool:
+    return path.startswith("/api/") or path in ("/metrics", "/openapi.json", "/docs")
+
+
+def test_every_route_is_guarded_from_strangers_and_from_door_stations(
+    anonymous: TestClient, service: Service
+) -> None:
+    """Without credentials: 401 from the API (and its document and docs page), a redirect to
+    the login page from the web UI. With an `events` token: 403 everywhere but the three routes
+    a door station uses."""
+    headers = bearer(service.accounts.create_token("door-1"))
+    allowed = set()
+    refused = 0
+    for method, path, url in _walk(anonymous):
+        stranger = anonymous.request(method, url, follow_redirects=False)
+        door = anonymous.request(method, url, headers=headers, follow_redirects=False)
+        if _is_api(path):
+            assert stranger.status_code == 401, f"{method} {path} answered {stranger.status_code}"
+            assert stranger.headers["www-authenticate"].startswith("Basic")
+            assert stranger.json()["error"]["code"] == "unauthorized"
+        else:  # the web UI knows only its session cookie
+            assert stranger.status_code == 303, f"{method} {path}"
+            assert stranger.headers["location"].startswith("/login?next=")
+        if (method, path) in EVENTS_ROUTES:
+            assert door.status_code not in (401, 403), f"{method} {path}"
+            allowed.add((method, path))
+        elif _is_api(path):
+            assert door.status_code == 403, f"{method} {path} answered {door.status_code}"
+            assert door.json()["error"]["code"] == "forbidden"
+            refused += 1
+        else:
+            assert door.status_code == 303, f"{method} {path}"
     assert allowed == EVENTS_ROUTES
-    assert checked > 20  # /api/config, /api/tokens, /api/smtp/test, /metrics, ...
+    assert refused > 25  # /api/config, /api/tokens, /api/smtp/test, /metrics, /docs, ...
+
+
+def test_the_open_routes_are_the_health_check_the_login_page_and_static_files(
+    anonymous: TestClient,
+) -> None:
+    assert anonymous.get("/healthz").json() == {"status": "ok"}
+    assert anonymous.get("/login").status_code == 200
+    assert anonymous.get("/static/doormail.css").status_code == 200
+    assert anonymous.get("/static/swagger-ui/swagger-ui-bundle.js").status_code == 200
 
 
 def test_an_admin_token_may_do_what_the_admin_may(anonymous: TestClient, service: Service) -> None:

@@ -6,9 +6,9 @@ as the intercom's codes). Reading the request itself is the web's job."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from doormail.rules import SendEmail
 from doormail.settings import MAX_BODY, MAX_SUBJECT, RESOLUTIONS, is_address, split_addresses
@@ -37,13 +37,21 @@ def addresses(value: object) -> list[str]:
 
 # -- the Automation action -------------------------------------------------------------------
 
+_ADDRESSES_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "format": "email"},
+        {"type": "array", "items": {"type": "string", "format": "email"}},
+    ],
+    "description": "addresses separated by commas, or a list of them",
+}
+
 
 class SendEmailRequest(BaseModel):
     """The body of `POST /api/actions/send-email`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    to: list[str] = Field(default_factory=list)
+    to: Annotated[list[str], WithJsonSchema(_ADDRESSES_SCHEMA)] = Field(default_factory=list)
     user: str | None = Field(None, min_length=1, max_length=128)
     sender: str | None = None
     subject: str | None = Field(None, max_length=MAX_SUBJECT)

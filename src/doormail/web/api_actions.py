@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from doormail.pipeline.commit import Accepted
 from doormail.rules import SMTP_DISABLED
@@ -21,6 +22,7 @@ from doormail.sources.send_email import (
     intercom_order,
 )
 from doormail.web.errors import ApiError
+from doormail.web.schemas import body_of, json_reply, refusal
 from doormail.web.security import for_events_tokens
 from doormail.web.state import service_of
 
@@ -30,7 +32,17 @@ SMTP_DISABLED_MESSAGE = "smtp.enabled is false: turn on SMTP Service Enabled to 
 
 
 @for_events_tokens
-@router.post("/api/actions/send-email", status_code=202)
+@router.post(
+    "/api/actions/send-email",
+    status_code=202,
+    response_model=None,
+    responses={
+        202: json_reply("SendEmailResult", "the mails, durably queued"),
+        404: refusal("no user has the id given in `user`"),
+        409: refusal("smtp.enabled is false"),
+        422: refusal("a bad value, naming the field"),
+    },
+)
 async def send_email_action(request: Request, action: SendEmailRequest) -> dict[str, Any]:
     """The Automation action Send E-Mail. 202 `{"event_id", "emails": [{"id", "to",
     "status"}]}` once the mails are queued; 404 for an unknown `user`, 422 naming the field,
@@ -55,9 +67,38 @@ def _queued(accepted: Accepted) -> dict[str, Any]:
 
 # -- the intercom form -----------------------------------------------------------------------
 
+_FORM_FIELDS = {
+    "to": "addresses separated by commas (required)",
+    "subject": "required",
+    "body": "HTML",
+    "pictureCount": "0..5",
+    "timeSpan": "seconds",
+    "width": "with height, one of the snapshot resolutions",
+    "height": "with width",
+}
+_FORM_SCHEMA = {
+    "type": "object",
+    "properties": {name: {"type": "string", "description": d} for name, d in _FORM_FIELDS.items()},
+}
+_QUERY = {
+    "parameters": [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in _FORM_FIELDS
+    ]
+}
+_FORM = body_of(
+    media={
+        "application/json": {"schema": {"type": "object"}},
+        "application/x-www-form-urlencoded": {"schema": _FORM_SCHEMA},
+    },
+    required=False,
+)
+_INTERCOM_REPLY: dict[int | str, dict[str, Any]] = {
+    200: json_reply("IntercomReply", "always 200: success, or the intercom's error")
+}
+
 
 @for_events_tokens
-@router.api_route("/api/email/send", methods=["GET", "POST"])
 async def intercom_send(request: Request) -> JSONResponse:
     """`/api/email/send` as the intercom has it: `to` and `subject` required, `body`,
     `pictureCount` 0..5 (default 0), `timeSpan` seconds (default 0), `width` and `height` one of
@@ -78,9 +119,31 @@ async def intercom_send(request: Request) -> JSONResponse:
     return JSONResponse({"success": True})
 
 
+# The same form by GET (query parameters) and by POST (a form or a JSON object as well).
+router.add_api_route(
+    "/api/email/send",
+    intercom_send,
+    methods=["GET"],
+    response_model=None,
+    operation_id="intercom_send_get",
+    openapi_extra=_QUERY,
+    responses=_INTERCOM_REPLY,
+)
+router.add_api_route(
+    "/api/email/send",
+    intercom_send,
+    methods=["POST"],
+    response_model=None,
+    operation_id="intercom_send_post",
+    openapi_extra={**_QUERY, **_FORM},
+    responses=_INTERCOM_REPLY,
+)
+
+
 def _refuse_cross_site_get(request: Request) -> None:
-    # The session cookie (SameSite=Lax) also rides along on a link followed from another site;
-    # a GET that sends mail must then carry the page's CSRF token like any other change.
+    # A GET that sends mail with the session must carry the page's CSRF token like any other
+    # change: SameSite=Strict keeps the cookie off links from other sites, and this check does
+    # not depend on every browser honouring it.
     if request.method != "GET" or request.headers.get("authorization"):
         return
     session = request.scope.get("session") if "session" in request.scope else None
@@ -101,13 +164,16 @@ async def _intercom_params(request: Request) -> dict[str, object]:
     if content_type == "application/json":
         try:
             data = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise IntercomError(12, "json") from None
         if not isinstance(data, dict):
             raise IntercomError(12, "json")
         params.update(data)
     elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.form()
+        try:
+            form = await request.form()
+        except HTTPException:  # a multipart body that cannot be read
+            raise IntercomError(12, "form") from None
         for key, value in form.items():
             if not isinstance(value, str):
                 raise IntercomError(12, key)

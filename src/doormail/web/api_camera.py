@@ -13,12 +13,20 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from doormail.web.errors import ApiError
+from doormail.web.schemas import json_reply, refusal, text_reply
 from doormail.web.state import service_of
 
 router = APIRouter(prefix="/api/camera", tags=["camera"])
 
 
-@router.get("/snapshot")
+@router.get(
+    "/snapshot",
+    response_class=Response,
+    responses={
+        200: text_reply("image/jpeg", "the picture (N/A without a camera)", binary=True),
+        422: refusal("a size out of range, or a time beyond the buffer"),
+    },
+)
 async def snapshot(
     request: Request,
     width: Annotated[int, Query(ge=16, le=1920)] = 640,
@@ -48,7 +56,11 @@ async def snapshot(
     )
 
 
-@router.get("/status")
+@router.get(
+    "/status",
+    response_model=None,
+    responses={200: json_reply("CameraStatus", "the camera being followed")},
+)
 def status(request: Request) -> dict[str, Any]:
     """The camera being followed: source, address (no credentials), state, last error, and the
     frames held in the buffer."""

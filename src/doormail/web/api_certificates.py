@@ -4,25 +4,47 @@ empty a slot. Keys go in, never out."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 
-from doormail.certificates import MAX_PEM_BYTES, CertificateError, is_slot
+from doormail.certificates import MAX_PEM_BYTES, SLOTS, CertificateError, is_slot
 from doormail.web.errors import ApiError
+from doormail.web.schemas import body_of, json_reply, refusal
 from doormail.web.state import service_of
+
+# The slots as the document lists them; an unknown one is answered 404 by `_known`.
+Slot = Annotated[str, Path(json_schema_extra={"enum": list(SLOTS)})]
 
 router = APIRouter(prefix="/api/certificates", tags=["certificates"])
 
 
-@router.get("")
+_SLOT = json_reply("CertificateInfo", "the slot: subject, fingerprint and expiry, never a key")
+_NO_SLOT = refusal("no such slot")
+_PEM = {"schema": {"type": "string"}}
+
+
+@router.get(
+    "",
+    response_model=None,
+    responses={200: json_reply("CertificateList", "every slot, never a key")},
+)
 def list_certificates(request: Request) -> dict[str, Any]:
     slots = service_of(request).certificates.list()
     return {"certificates": [info.public() for info in slots]}
 
 
-@router.put("/{slot}")
-async def put_certificate(request: Request, slot: str) -> dict[str, Any]:
+@router.put(
+    "/{slot}",
+    response_model=None,
+    openapi_extra=body_of(media={"application/x-pem-file": _PEM, "text/plain": _PEM}),
+    responses={
+        200: _SLOT,
+        404: _NO_SLOT,
+        422: refusal("not PEM, a key that does not match, or a user slot without a key"),
+    },
+)
+async def put_certificate(request: Request, slot: Slot) -> dict[str, Any]:
     """The PEM text is the raw body (application/x-pem-file or text/plain)."""
     _known(slot)
     body = await _body(request, slot)
@@ -34,8 +56,12 @@ async def put_certificate(request: Request, slot: str) -> dict[str, Any]:
     return info.public()
 
 
-@router.delete("/{slot}")
-def delete_certificate(request: Request, slot: str) -> dict[str, Any]:
+@router.delete(
+    "/{slot}",
+    response_model=None,
+    responses={200: _SLOT, 404: _NO_SLOT, 422: refusal("this slot cannot be emptied")},
+)
+def delete_certificate(request: Request, slot: Slot) -> dict[str, Any]:
     _known(slot)
     try:
         return service_of(request).certificates.delete(slot).public()

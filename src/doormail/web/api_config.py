@@ -3,32 +3,58 @@ flags; PATCH merges, PUT replaces; either is validated as a whole and saved atom
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from doormail import settings as model
+from doormail.web.bodies import json_body
+from doormail.web.errors import ApiError
+from doormail.web.schemas import body_of, json_reply, refusal
 from doormail.web.state import service_of
 
 router = APIRouter(prefix="/api/config", tags=["config"])
 
+_DOCUMENT: dict[int | str, dict[str, Any]] = {
+    200: json_reply("Configuration", "the configuration, secrets shown as `_set`")
+}
+_CHANGED: dict[int | str, dict[str, Any]] = {
+    **_DOCUMENT,
+    422: refusal("a bad value (every one in `errors`); nothing was changed"),
+}
+_CHANGE = body_of("ConfigurationChange")
 
-@router.get("")
+
+@router.get("", response_model=None, responses=_DOCUMENT)
 def get_config(request: Request) -> dict[str, Any]:
     return service_of(request).settings.load().public()
 
 
-@router.patch("")
-def patch_config(request: Request, patch: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+@router.patch("", response_model=None, openapi_extra=_CHANGE, responses=_CHANGED)
+async def patch_config(request: Request) -> dict[str, Any]:
+    return await run_in_threadpool(_change, request, model.apply_patch, await _document(request))
+
+
+@router.put("", response_model=None, openapi_extra=_CHANGE, responses=_CHANGED)
+async def put_config(request: Request) -> dict[str, Any]:
+    return await run_in_threadpool(_change, request, model.apply_replace, await _document(request))
+
+
+def _change(
+    request: Request,
+    apply: Callable[[model.Settings, dict[str, Any]], model.Settings],
+    document: dict[str, Any],
+) -> dict[str, Any]:
     store = service_of(request).settings
-    updated = model.apply_patch(store.load(), patch)
+    updated = apply(store.load(), document)
     store.save(updated)
     return updated.public()
 
 
-@router.put("")
-def put_config(request: Request, document: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    store = service_of(request).settings
-    updated = model.apply_replace(store.load(), document)
-    store.save(updated)
-    return updated.public()
+async def _document(request: Request) -> dict[str, Any]:
+    data = await json_body(request)
+    if not isinstance(data, dict):
+        raise ApiError(422, "validation", "must be a JSON object", "body")
+    return data

@@ -8,7 +8,9 @@ from fastapi.responses import JSONResponse
 
 from doormail.events import EventError
 from doormail.sources import posted_events
+from doormail.web.bodies import json_body
 from doormail.web.errors import ApiError
+from doormail.web.schemas import body_of, json_reply, refusal
 from doormail.web.security import for_events_tokens
 from doormail.web.state import service_of
 
@@ -16,14 +18,20 @@ router = APIRouter(prefix="/api/events", tags=["events"])
 
 
 @for_events_tokens
-@router.post("")
+@router.post(
+    "",
+    status_code=202,
+    response_model=None,
+    openapi_extra=body_of("Events"),
+    responses={
+        202: json_reply("EventResults", "what each event came to, its mails durably queued"),
+        422: refusal("an event names a bad value (`events[2].answered`)"),
+    },
+)
 async def post_events(request: Request) -> JSONResponse:
-    try:
-        raw = await request.json()
-    except ValueError:
-        raise ApiError(400, "bad_request", "the request body is not valid JSON", "body") from None
+    raw = await json_body(request)
     try:
         replies = await posted_events.take(service_of(request).intake.submit, raw)
-    except EventError as error:
-        raise ApiError(422, "validation", error.message, error.field) from None
+    except EventError as problem:
+        raise ApiError(422, "validation", problem.message, problem.field) from None
     return JSONResponse(replies, status_code=202)

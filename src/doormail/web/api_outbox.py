@@ -9,8 +9,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from doormail.outbox import Admin, NotRetryable, OutboxError, UnknownMessage
+from doormail.outbox import STATUSES, Admin, NotRetryable, OutboxError, UnknownMessage
 from doormail.web.errors import ApiError
+from doormail.web.schemas import json_reply, refusal, text_reply
 from doormail.web.state import service_of
 
 router = APIRouter(prefix="/api/outbox", tags=["outbox"])
@@ -33,10 +34,23 @@ def _answers() -> Iterator[None]:
         raise ApiError(422, "validation", error.message, error.field) from None
 
 
-@router.get("")
+_ITEM = json_reply("OutboxItem", "the outbox entry")
+_NO_ITEM = refusal("no outbox entry has this id")
+
+
+@router.get(
+    "",
+    response_model=None,
+    responses={
+        200: json_reply("OutboxPage", "newest first"),
+        422: refusal("a bad status, limit or cursor"),
+    },
+)
 def list_outbox(
     request: Request,
-    status: Annotated[str | None, Query(max_length=16)] = None,
+    status: Annotated[
+        str | None, Query(max_length=16, json_schema_extra={"enum": list(STATUSES)})
+    ] = None,
     limit: Annotated[int, Query()] = 100,
     cursor: Annotated[str | None, Query(max_length=256)] = None,
 ) -> dict[str, Any]:
@@ -45,7 +59,7 @@ def list_outbox(
     return {"items": [item.public() for item in page.items], "next": page.next}
 
 
-@router.get("/{item_id}")
+@router.get("/{item_id}", response_model=None, responses={200: _ITEM, 404: _NO_ITEM})
 def get_item(request: Request, item_id: str) -> dict[str, Any]:
     item = _outbox(request).get(item_id)
     if item is None:
@@ -53,7 +67,14 @@ def get_item(request: Request, item_id: str) -> dict[str, Any]:
     return item.public()
 
 
-@router.get("/{item_id}/message")
+@router.get(
+    "/{item_id}/message",
+    response_class=Response,
+    responses={
+        200: text_reply("message/rfc822", "the exact RFC 5322 bytes", binary=True),
+        404: _NO_ITEM,
+    },
+)
 def get_message(request: Request, item_id: str) -> Response:
     with _answers():
         data = _outbox(request).message(item_id)
@@ -64,7 +85,11 @@ def get_message(request: Request, item_id: str) -> Response:
     )
 
 
-@router.post("/{item_id}/retry")
+@router.post(
+    "/{item_id}/retry",
+    response_model=None,
+    responses={200: _ITEM, 404: _NO_ITEM, 409: refusal("only failed or expired mail")},
+)
 def retry_item(request: Request, item_id: str) -> dict[str, Any]:
     """Queue the mail again, due now, with a new deadline of `smtp.deliver_in` from now."""
     service = service_of(request)

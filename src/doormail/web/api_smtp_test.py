@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from doormail.applytest import SmtpTests, TestRun, TooManyRuns
 from doormail.web.errors import ApiError
+from doormail.web.schemas import json_reply, refusal, text_reply
 from doormail.web.state import service_of
 
 router = APIRouter(prefix="/api/smtp/test", tags=["smtp"])
@@ -24,7 +25,7 @@ class TestRequest(BaseModel):
     __test__ = False
     model_config = ConfigDict(extra="forbid")
 
-    to: str
+    to: str = Field(json_schema_extra={"format": "email"})
     smtp: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -39,7 +40,19 @@ def _run(request: Request, run_id: str) -> TestRun:
     return run
 
 
-@router.post("", status_code=202)
+_NO_RUN = refusal("no Apply & Test run has this id")
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=None,
+    responses={
+        202: json_reply("TestStarted", "the run's id; follow it at /api/smtp/test/{id}"),
+        422: refusal("a bad address or SMTP setting"),
+        429: refusal("the most runs allowed at once are still going"),
+    },
+)
 async def start_test(request: Request, body: TestRequest) -> dict[str, str]:
     """202 with the run's id; 429 while the most runs allowed at once are still going."""
     try:
@@ -49,12 +62,23 @@ async def start_test(request: Request, body: TestRequest) -> dict[str, str]:
     return {"id": run.id}
 
 
-@router.get("/{run_id}")
+@router.get(
+    "/{run_id}",
+    response_model=None,
+    responses={200: json_reply("TestStatus", "the run's state and log"), 404: _NO_RUN},
+)
 async def test_status(request: Request, run_id: str) -> dict[str, Any]:
     return _run(request, run_id).public()
 
 
-@router.get("/{run_id}/events")
+@router.get(
+    "/{run_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: text_reply("text/event-stream", "each log line as a `log` event, then `end`"),
+        404: _NO_RUN,
+    },
+)
 async def test_events(request: Request, run_id: str) -> StreamingResponse:
     run = _run(request, run_id)
     return StreamingResponse(

@@ -11,10 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from doormail.compose import html_document, text_body
-from doormail.placeholders import preview_values, template_kind, templates_for
+from doormail.placeholders import KINDS, preview_values, template_kind, templates_for
 from doormail.settings import MAX_BODY, MAX_SUBJECT, Settings
 from doormail.templates import render
 from doormail.web.errors import ApiError
+from doormail.web.schemas import json_reply, refusal
 from doormail.web.state import service_of
 
 router = APIRouter(prefix="/api/templates", tags=["templates"])
@@ -25,15 +26,21 @@ class PreviewRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: str
+    kind: str = Field(json_schema_extra={"enum": list(KINDS)})
     subject: str | None = Field(None, max_length=MAX_SUBJECT)
     body: str | None = Field(None, max_length=MAX_BODY)
 
 
-@router.get("/preview")
+_PREVIEW: dict[int | str, dict[str, Any]] = {
+    200: json_reply("Preview", "subject, HTML part and text part with sample values"),
+    422: refusal("an unknown kind, or a template too long"),
+}
+
+
+@router.get("/preview", response_model=None, responses=_PREVIEW)
 async def preview(
     request: Request,
-    kind: str,
+    kind: Annotated[str, Query(json_schema_extra={"enum": list(KINDS)})],
     subject: Annotated[str | None, Query(max_length=MAX_SUBJECT)] = None,
     body: Annotated[str | None, Query(max_length=MAX_BODY)] = None,
 ) -> dict[str, Any]:
@@ -43,7 +50,7 @@ async def preview(
     return render_preview(settings, kind, subject, body)
 
 
-@router.post("/preview")
+@router.post("/preview", response_model=None, responses=_PREVIEW)
 async def preview_posted(request: Request, given: PreviewRequest) -> dict[str, Any]:
     settings = await run_in_threadpool(service_of(request).settings.load)
     return render_preview(settings, given.kind, given.subject, given.body)

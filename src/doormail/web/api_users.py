@@ -9,10 +9,12 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from doormail.users.csv import CsvError
+from doormail.users.csv import CsvError, CsvProblem
 from doormail.users.model import DuplicateUser, User, UserError, parse_user
 from doormail.users.store import UserStore
-from doormail.web.errors import ApiError
+from doormail.web.bodies import json_body
+from doormail.web.errors import ApiError, error_response
+from doormail.web.schemas import body_of, json_reply, refusal, text_reply
 from doormail.web.state import service_of
 
 router = APIRouter(prefix="/api/users", tags=["users"])
@@ -28,13 +30,6 @@ def _public(user: User) -> dict[str, Any]:
     return user.model_dump(mode="json")
 
 
-async def _json_body(request: Request) -> object:
-    try:
-        return await request.json()
-    except ValueError:
-        raise ApiError(400, "bad_request", "the request body is not valid JSON", "body") from None
-
-
 def _user_from(data: object) -> User:
     try:
         return parse_user(data)
@@ -42,7 +37,15 @@ def _user_from(data: object) -> User:
         raise ApiError(422, "validation", error.message, error.field) from None
 
 
-@router.get("")
+_USER = json_reply("User", "the user")
+_NO_USER = refusal("no user has this id")
+_BAD_USER = refusal("a bad value, naming the field and the value")
+_CSV_MEDIA = {"text/csv": {"schema": {"type": "string"}}}
+
+
+@router.get(
+    "", response_model=None, responses={200: json_reply("UsersPage", "a page of the list")}
+)
 def list_users(
     request: Request,
     q: Annotated[str, Query(max_length=256)] = "",
@@ -53,9 +56,15 @@ def list_users(
     return {"items": [_public(u) for u in page.users], "next": page.next, "total": page.total}
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    response_model=None,
+    openapi_extra=body_of("UserIn"),
+    responses={201: _USER, 409: refusal("a user with this id exists"), 422: _BAD_USER},
+)
 async def create_user(request: Request) -> dict[str, Any]:
-    user = _user_from(await _json_body(request))
+    user = _user_from(await json_body(request))
     try:
         await run_in_threadpool(_users(request).create, user)
     except DuplicateUser as error:
@@ -63,7 +72,11 @@ async def create_user(request: Request) -> dict[str, Any]:
     return _public(user)
 
 
-@router.get("/export")
+@router.get(
+    "/export",
+    response_class=Response,
+    responses={200: text_reply("text/csv", "id,name,email,numbers,cards,bluetooth,fingerprints")},
+)
 def export_users(request: Request) -> Response:
     return Response(
         _users(request).export_csv(),
@@ -72,7 +85,15 @@ def export_users(request: Request) -> Response:
     )
 
 
-@router.post("/import")
+@router.post(
+    "/import",
+    response_model=None,
+    openapi_extra=body_of(media=_CSV_MEDIA),
+    responses={
+        200: json_reply("UsersImported", "how many users were imported"),
+        422: refusal("every bad line, by number and column; nothing was imported"),
+    },
+)
 async def import_users(request: Request, replace: Annotated[bool, Query()] = False) -> JSONResponse:
     """CSV in the body; all or nothing. With `replace=true` users not in the file are deleted."""
     try:
@@ -89,20 +110,19 @@ async def import_users(request: Request, replace: Annotated[bool, Query()] = Fal
 
 def _csv_error(error: CsvError) -> JSONResponse:
     first = error.problems[0]
-    body = {
-        "error": {
-            "code": "validation",
-            "field": f"line {first.line}: {first.column}",
-            "message": f"{len(error.problems)} bad line(s), nothing was imported: {error}",
-            "errors": [
-                {"line": p.line, "column": p.column, "message": p.message} for p in error.problems
-            ],
-        }
-    }
-    return JSONResponse(body, status_code=422)
+    every: list[dict[str, Any]] = [
+        {"field": _where(p), "line": p.line, "column": p.column, "message": p.message}
+        for p in error.problems
+    ]
+    message = f"{len(every)} bad line(s), nothing was imported; the first: {first}"
+    return error_response(422, "validation", message, _where(first), errors=every)
 
 
-@router.get("/{user_id}")
+def _where(problem: CsvProblem) -> str:
+    return f"line {problem.line}: {problem.column}"
+
+
+@router.get("/{user_id}", response_model=None, responses={200: _USER, 404: _NO_USER})
 def get_user(request: Request, user_id: str) -> dict[str, Any]:
     user = _users(request).by_id(user_id)
     if user is None:
@@ -110,9 +130,14 @@ def get_user(request: Request, user_id: str) -> dict[str, Any]:
     return _public(user)
 
 
-@router.put("/{user_id}")
+@router.put(
+    "/{user_id}",
+    response_model=None,
+    openapi_extra=body_of("UserIn"),
+    responses={200: _USER, 404: _NO_USER, 422: _BAD_USER},
+)
 async def put_user(request: Request, user_id: str) -> dict[str, Any]:
-    data = await _json_body(request)
+    data = await json_body(request)
     if isinstance(data, dict) and data.setdefault("id", user_id) != user_id:
         raise ApiError(422, "validation", "must match the id in the path", "id")
     user = _user_from(data)
@@ -121,7 +146,12 @@ async def put_user(request: Request, user_id: str) -> dict[str, Any]:
     return _public(user)
 
 
-@router.delete("/{user_id}", status_code=204)
+@router.delete(
+    "/{user_id}",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "deleted"}, 404: _NO_USER},
+)
 def delete_user(request: Request, user_id: str) -> Response:
     if not _users(request).delete(user_id):
         raise ApiError(404, "not_found", f"no user with id {user_id!r}", "id")

@@ -1,5 +1,6 @@
-"""Builds the FastAPI application for a Service: error handling, authentication on every
-router, and /healthz as the only open route."""
+"""Builds the FastAPI application for a Service: error handling, the request body limit,
+authentication on every router, the OpenAPI document and its docs page, the web UI, the headers
+every response carries, and /healthz as the only open route."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp
 
 from doormail.app import Service
 from doormail.web import (
@@ -23,9 +25,13 @@ from doormail.web import (
     api_templates,
     api_tokens,
     api_users,
+    bodies,
     errors,
+    openapi,
     ui,
 )
+from doormail.web.bodies import MAX_REQUEST_BYTES, DeclaredLengthLimit
+from doormail.web.headers import SecurityHeaders
 from doormail.web.security import PasswordGate, authenticate
 
 # Each router module registers itself here; every one of them needs authentication.
@@ -44,6 +50,14 @@ PROTECTED_ROUTERS: list[APIRouter] = [
 ]
 
 
+class DoormailApp(FastAPI):
+    """FastAPI with two layers outside everything else, even the handler of unexpected errors:
+    the security headers on every response, and the refusal of a body declared too large."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(DeclaredLengthLimit(super().build_middleware_stack()))
+
+
 def create_app(service: Service) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -55,12 +69,19 @@ def create_app(service: Service) -> FastAPI:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    app = FastAPI(
-        title="doormail", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    # The document and the docs page are served by `openapi`, behind authentication.
+    app = DoormailApp(
+        title="doormail",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+        max_body_size=MAX_REQUEST_BYTES,
     )
     app.state.service = service
     app.state.passwords = PasswordGate(service.accounts)
     errors.install(app)
+    bodies.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -68,6 +89,7 @@ def create_app(service: Service) -> FastAPI:
 
     for router in PROTECTED_ROUTERS:
         app.include_router(router, dependencies=[Depends(authenticate)])
+    openapi.install(app)
     # The web UI checks its own session (redirecting to /login) and adds the session cookie.
     ui.install(app, service)
     return app

@@ -1,19 +1,36 @@
-"""The native API's error shape, `{"error": {"code", "field", "message"}}`, for every failure:
-our own, the settings model's, FastAPI's request validation, and anything unexpected (which is
-logged and answered without a stack trace)."""
+"""The native API's error shape, `{"error": {"code", "field", "message", "errors"}}`, for every
+failure: our own, the settings model's, FastAPI's request validation, and anything unexpected (which is logged and answered without a stack trace)."""
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterator
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route, compile_path
 
 from doormail.settings import SettingsError
 
 log = logging.getLogger("doormail.web")
+
+# The `code` of each HTTP status the API answers with when no more precise code is known.
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "validation",
+    429: "too_many_requests",
+}
 
 
 class ApiError(Exception):
@@ -33,14 +50,44 @@ def error_response(
     message: str,
     field: str | None = None,
     headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
 ) -> JSONResponse:
-    body = {"error": {"code": code, "field": field, "message": message}}
+    """The error shape; `errors` lists every bad field (by default the one named)."""
+    if errors is None:
+        errors = [] if field is None else [{"field": field, "message": message}]
+    body = {"error": {"code": code, "field": field, "message": message, "errors": errors}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _field_of(loc: tuple[object, ...] | list[object]) -> str:
     parts = [str(part) for part in loc if part not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
+
+
+def _message_of(detail: dict[str, Any]) -> str:
+    return str(detail.get("msg", "invalid")).removeprefix("Value error, ")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route offers for the request's path (Starlette names only those of the
+    first route it finds, while GET and PUT of one path are two routes here)."""
+    path = request.url.path
+    methods = set()
+    for pattern, offered in _routes(request.app.router.routes):
+        if pattern.fullmatch(path):
+            methods |= offered
+    return sorted(methods)
+
+
+def _routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[re.Pattern[str], set[str]]]:
+    """The path pattern and methods of every route, within included routers too."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            inner = prefix + getattr(getattr(route, "include_context", None), "prefix", "")
+            yield from _routes(included.routes, inner)
+        elif isinstance(route, Route) and route.methods:
+            yield compile_path(prefix + route.path)[0], route.methods
 
 
 def install(app: FastAPI) -> None:
@@ -56,27 +103,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _request_error(_request: Request, error: RequestValidationError) -> JSONResponse:
-        first = error.errors()[0]
-        if first.get("type") == "json_invalid":
+        details = list(error.errors())
+        if details[0].get("type") == "json_invalid":
             return error_response(400, "bad_request", "the request body is not valid JSON", "body")
-        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        return error_response(422, "validation", message, _field_of(first.get("loc", ())))
+        every = [{"field": _field_of(d.get("loc", ())), "message": _message_of(d)} for d in details]
+        first = every[0]
+        return error_response(422, "validation", first["message"], first["field"], errors=every)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
-        codes = {
-            401: "unauthorized",
-            403: "forbidden",
-            404: "not_found",
-            405: "method_not_allowed",
-            429: "too_many_requests",
-        }
-        return error_response(
-            error.status_code,
-            codes.get(error.status_code, "http"),
-            str(error.detail),
-            headers=dict(error.headers or {}),
-        )
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        status = error.status_code
+        headers = dict(error.headers or {})
+        if status == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return error_response(status, CODES.get(status, "http"), str(error.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -65,7 +65,7 @@ def install(app: FastAPI, service: Service) -> None:
         secret_key=session_key(service.paths.data_dir),
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_HOURS * 3600,
-        same_site="lax",
+        same_site="strict",
     )
     # Open without a session: the login page needs its stylesheet. Nothing here is secret.
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

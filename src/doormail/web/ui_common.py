@@ -14,13 +14,11 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 from starlette.templating import Jinja2Templates
 
+from doormail.web.bodies import MAX_REQUEST_BYTES
 from doormail.web.ui_fields import SETTINGS_TABS
 
 HERE = Path(__file__).parent
 CSRF_FIELD = "csrf_token"
-# Uploaded files (a CSV users list, PEM certificates) and pasted text are read up to this size;
-# a caller sees MAX_UPLOAD + 1 bytes when there was more.
-MAX_UPLOAD = 16 * 1024 * 1024
 
 
 def _settings_tab(slug: str) -> tuple[str, str]:
@@ -34,14 +32,6 @@ NAVIGATION = (
     ("/users", "Users"),
     ("/outbox", "Outbox"),
     _settings_tab("device"),
-)
-
-# Pages load nothing from elsewhere (intercoms sit on closed networks) and run no inline script;
-# the mail previews are sandboxed frames whose inline styles are the template author's.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self'; frame-src 'self'; frame-ancestors 'none'; form-action 'self'; "
-    "base-uri 'none'; object-src 'none'"
 )
 
 templates = Jinja2Templates(
@@ -98,10 +88,10 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 async def read_form_with_files(request: Request) -> tuple[dict[str, str], dict[str, bytes]]:
-    """The posted form's text fields and uploaded files (each read up to MAX_UPLOAD + 1 bytes),
-    after the session and CSRF checks."""
+    """The posted form's text fields and uploaded files, after the session and CSRF checks
+    (the whole request is at most MAX_REQUEST_BYTES)."""
     require_user(request)
-    form = await request.form(max_files=4, max_fields=200, max_part_size=MAX_UPLOAD)
+    form = await request.form(max_files=4, max_fields=200, max_part_size=MAX_REQUEST_BYTES)
     if not csrf_matches(request, form.get(CSRF_FIELD)):
         raise CsrfRefused()
     fields: dict[str, str] = {}
@@ -110,7 +100,7 @@ async def read_form_with_files(request: Request) -> tuple[dict[str, str], dict[s
         if isinstance(value, str):
             fields[key] = value
         elif isinstance(value, UploadFile) and value.filename:
-            files[key] = await value.read(MAX_UPLOAD + 1)
+            files[key] = await value.read()
     return fields, files
 
 
@@ -135,7 +125,4 @@ def page(request: Request, name: str, context: dict[str, Any], status_code: int 
     }
     response = templates.TemplateResponse(request, name, full, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
     return response

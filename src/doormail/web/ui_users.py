@@ -15,7 +15,6 @@ from doormail.users.csv import CsvError
 from doormail.users.model import LIST_FIELDS, DuplicateUser, User, UserError, parse_user
 from doormail.web.state import service_of
 from doormail.web.ui_common import (
-    MAX_UPLOAD,
     flash,
     page,
     read_form,
@@ -152,8 +151,6 @@ async def import_users(request: Request) -> Response:
     count = 0
     if not data.strip():
         problem = "choose a CSV file or paste the CSV text"
-    elif len(data) > MAX_UPLOAD:
-        problem = f"the CSV is larger than {MAX_UPLOAD} bytes"
     else:
         try:
             text = data.decode("utf-8-sig")

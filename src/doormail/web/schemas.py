@@ -1,0 +1,285 @@
+"""The shapes of the native API's request and reply bodies as the OpenAPI document shows them,
+named once here and referred to by the routes (`json_reply`, `body_of`). Shapes the code already
+defines (the settings model, users, events, outbox entries, certificate slots, tokens) are
+derived from it; the rest are written as Pydantic models. Nothing here validates a request."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from doormail import settings as model
+from doormail.accounts import TokenInfo
+from doormail.applytest import LogLine
+from doormail.camera.service import CameraStatus
+from doormail.certificates import CertificateInfo
+from doormail.events import MAX_EVENTS, Event
+from doormail.outbox import OutboxItem
+from doormail.users.model import User
+
+REF = "#/components/schemas/{model}"
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": REF.format(model=name)}
+
+
+# -- replies written here ------------------------------------------------------------------------
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorItem(_Reply):
+    field: str | None
+    message: str
+    line: int | None = Field(None, description="the line of a CSV import")
+    column: str | None = Field(None, description="the column of a CSV import")
+
+
+class ErrorDetail(_Reply):
+    code: str = Field(description="validation, bad_request, not_found, unauthorized, ...")
+    field: str | None = Field(description="the first bad field (dotted path), or null")
+    message: str
+    errors: list[ErrorItem] = Field(description="every bad field of the request")
+
+
+class ErrorReply(_Reply):
+    """Every refusal of the native API: never a stack trace."""
+
+    error: ErrorDetail
+
+
+class QueuedEmail(_Reply):
+    id: str
+    to: str
+    status: str = Field(description="queued, or held by flood control")
+
+
+class EventResult(_Reply):
+    """What an event came to, once every mail it causes is durably queued."""
+
+    event_id: str
+    emails: list[QueuedEmail]
+    reason: str | None = Field(description="why no mail was made, when none was")
+
+
+class SendEmailResult(_Reply):
+    event_id: str
+    emails: list[QueuedEmail]
+
+
+class IntercomError(_Reply):
+    code: int = Field(description="4, 11, 12 or 13 of the intercom HTTP API's error table")
+    param: str | None = None
+    description: str
+
+
+class IntercomReply(_Reply):
+    """Always HTTP 200, as the intercom answers."""
+
+    success: bool
+    error: IntercomError | None = None
+
+
+class UsersPage(_Reply):
+    items: list[User]
+    next: str | None = Field(description="the cursor of the next page, or null")
+    total: int
+
+
+class UsersImported(_Reply):
+    imported: int
+
+
+class OutboxPage(_Reply):
+    items: list[OutboxItem]
+    next: str | None = Field(description="the cursor of the next page, or null")
+
+
+class TestStarted(_Reply):
+    __test__ = False
+    id: str
+
+
+class TestStatus(_Reply):
+    __test__ = False
+    id: str
+    state: Literal["running", "sent", "failed"]
+    log: list[LogLine]
+
+
+class CertificateList(_Reply):
+    certificates: list[CertificateInfo]
+
+
+class TokenList(_Reply):
+    items: list[TokenInfo]
+
+
+class Preview(_Reply):
+    kind: str
+    subject: str
+    html: str = Field(description="the complete text/html part")
+    text: str = Field(description="the text/plain part made from it")
+
+
+_REPLY_MODELS: tuple[type[BaseModel], ...] = (
+    ErrorReply,
+    EventResult,
+    SendEmailResult,
+    IntercomReply,
+    UsersPage,
+    UsersImported,
+    OutboxPage,
+    TestStarted,
+    TestStatus,
+    CertificateList,
+    TokenList,
+    Preview,
+)
+# Shapes the code defines as dataclasses or models of its own.
+_DERIVED: dict[str, Any] = {
+    "User": User,
+    "OutboxItem": OutboxItem,
+    "CertificateInfo": CertificateInfo,
+    "CameraStatus": CameraStatus,
+}
+
+
+# -- the configuration document -----------------------------------------------------------------
+
+
+def _inline(schema: Any, defs: dict[str, Schema]) -> Any:
+    """`schema` with every local reference replaced by what it names (the settings model
+    has no recursion), so that each view below can change its own copy."""
+    if isinstance(schema, dict):
+        target = schema.get("$ref")
+        if isinstance(target, str):
+            return _inline(defs[target.rsplit("/", 1)[-1]], defs)
+        return {key: _inline(value, defs) for key, value in schema.items() if key != "$defs"}
+    if isinstance(schema, list):
+        return [_inline(item, defs) for item in schema]
+    return schema
+
+
+def _settings_schema(mode: Literal["validation", "serialization"]) -> Schema:
+    raw = model.Settings.model_json_schema(mode=mode)
+    inlined: Schema = _inline(raw, raw.get("$defs", {}))
+    return inlined
+
+
+def _section(document: Schema, path: tuple[str, ...]) -> Schema:
+    node = document
+    for key in path:
+        node = node["properties"][key]
+    return node
+
+
+def config_document() -> Schema:
+    """`GET /api/config`: the whole document, each secret shown as `<name>_set`."""
+    document = _settings_schema("serialization")
+    for path in model.SECRET_PATHS:
+        parent = _section(document, path[:-1])
+        name = path[-1]
+        parent["properties"].pop(name)
+        parent["properties"][f"{name}_set"] = {"type": "boolean", "readOnly": True}
+        required = [key for key in parent.get("required", []) if key != name]
+        parent["required"] = [*required, f"{name}_set"]
+    document["title"] = "Configuration"
+    return document
+
+
+def config_change() -> Schema:
+    """`PATCH` (the keys to change) and `PUT` (the whole document) of `/api/config`: every key
+    may be left out; secrets are written here and never read back; the `<name>_set` flags of a
+    GET may be sent back and are ignored."""
+    document = _settings_schema("validation")
+    _optional(document)
+    for path in model.SECRET_PATHS:
+        parent = _section(document, path[:-1])
+        parent["properties"][path[-1]]["writeOnly"] = True
+        parent["properties"][f"{path[-1]}_set"] = {"type": "boolean"}
+    document["title"] = "ConfigurationChange"
+    return document
+
+
+def _optional(schema: Any) -> None:
+    if isinstance(schema, dict):
+        schema.pop("required", None)
+        for value in schema.values():
+            _optional(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            _optional(item)
+
+
+# -- the registry the OpenAPI document is built from ---------------------------------------------
+
+
+def _json_schema(shape: Any, mode: Literal["validation", "serialization"]) -> Schema:
+    adapter: TypeAdapter[Any] = TypeAdapter(shape)
+    return adapter.json_schema(mode=mode, ref_template=REF)
+
+
+def _events_request() -> Schema:
+    one = _json_schema(Event, "validation")
+    defs = one.pop("$defs", {})
+    many = {"type": "array", "items": copy.deepcopy(one), "minItems": 1, "maxItems": MAX_EVENTS}
+    return {"oneOf": [one, many], "$defs": defs, "title": "Events"}
+
+
+def _events_reply() -> Schema:
+    return {"oneOf": [ref("EventResult"), {"type": "array", "items": ref("EventResult")}]}
+
+
+def component_schemas() -> dict[str, Schema]:
+    """Every named schema the routes refer to, with the models they use in turn."""
+    found: dict[str, Schema] = {}
+    shapes: list[tuple[str, Schema]] = [
+        (m.__name__, _json_schema(m, "serialization")) for m in _REPLY_MODELS
+    ]
+    shapes += [(name, _json_schema(shape, "serialization")) for name, shape in _DERIVED.items()]
+    shapes += [
+        ("UserIn", _json_schema(User, "validation")),
+        ("Configuration", config_document()),
+        ("ConfigurationChange", config_change()),
+        ("Events", _events_request()),
+        ("EventResults", _events_reply()),
+    ]
+    for name, schema in shapes:
+        for inner, definition in schema.pop("$defs", {}).items():
+            found.setdefault(inner, definition)
+        found[name] = schema
+    return found
+
+
+# -- pieces of route declarations ----------------------------------------------------------------
+
+
+def json_reply(name: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": ref(name)}}}
+
+
+def text_reply(media_type: str, description: str, binary: bool = False) -> dict[str, Any]:
+    schema: Schema = {"type": "string"}
+    if binary:
+        schema["format"] = "binary"
+    return {"description": description, "content": {media_type: {"schema": schema}}}
+
+
+def refusal(description: str) -> dict[str, Any]:
+    return json_reply("ErrorReply", description)
+
+
+def body_of(
+    name: str | None = None, *, media: dict[str, Schema] | None = None, required: bool = True
+) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads its own body: JSON of schema `name`, or the
+    given media types."""
+    content = media if media is not None else {"application/json": {"schema": ref(name or "")}}
+    return {"requestBody": {"required": required, "content": content}}
