@@ -265,8 +265,10 @@ class CameraService:
         interval = 1.0 / self.rate
         if end > start:
             moments = spread(start, end, count)
-            # A frame half an interval before the end is as near to it as the next one can be.
-            await self._wait_for(capture.buffer, end - interval / 2)
+            # The buffer keeps a frame every `interval`: one taken within that of the call's
+            # end shows its end as well as the buffer can, and waiting for the next would hold
+            # the mail back for nothing a resident could see.
+            await self._wait_for(capture.buffer, end - interval)
             chosen = choose_spread(capture.buffer.frames(), moments)
         else:
             moments = [start + i * interval for i in range(count)]

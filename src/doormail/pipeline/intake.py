@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from doormail import placeholders, rules
 from doormail.camera import SnapshotSource
 from doormail.events import CallEnded, CallRinging, Event
+from doormail.mail import OutgoingMessage
 from doormail.pipeline import snapshots
 from doormail.pipeline.commit import Accepted, CallMemory, Committer, Entry
 from doormail.pipeline.prepare import prepare_messages
@@ -27,12 +28,14 @@ SEND_EMAIL_ID_PREFIX = "send-email-"
 
 @dataclass(frozen=True)
 class _Decided:
-    """A new event's id, the settings it was decided under, the decision, and its call."""
+    """A new event's id, the settings it was decided under, the decision, and its call; its
+    messages already when they need no pictures."""
 
     event_id: str
     settings: Settings
     decision: rules.Decision
     call: CallMemory | None
+    messages: tuple[OutgoingMessage, ...] | None = None
 
 
 class Intake:
@@ -61,20 +64,23 @@ class Intake:
         decided = await asyncio.to_thread(self._decide, event)
         if isinstance(decided, Accepted):
             return decided
-        mails = decided.decision.mails
-        pictures = await snapshots.take(self._camera, mails)
-        messages = await asyncio.to_thread(
-            prepare_messages,
-            mails,
-            decided.settings,
-            pictures,
-            event_id=decided.event_id,
-            at=event.at,
-        )
+        messages = decided.messages
+        if messages is None:
+            mails = decided.decision.mails
+            pictures = await snapshots.take(self._camera, mails)
+            prepared = await asyncio.to_thread(
+                prepare_messages,
+                mails,
+                decided.settings,
+                pictures,
+                event_id=decided.event_id,
+                at=event.at,
+            )
+            messages = tuple(prepared)
         entry = Entry(
             event_id=decided.event_id,
             event_type=event.type,
-            messages=tuple(messages),
+            messages=messages,
             deliver_in=decided.settings.smtp.deliver_in,
             reason=decided.decision.reason,
             call=decided.call,
@@ -105,7 +111,8 @@ class Intake:
         return accepted
 
     def _decide(self, event: Event) -> _Decided | Accepted:
-        """The decision on what is stored now; the earlier answer when the id was seen."""
+        """The decision on what is stored now; the earlier answer when the id was seen. Mails
+        without pictures are prepared right away, in the same trip to a worker thread."""
         settings = self._load_settings()
         call = _call_of(event, settings)
         ringing = call if isinstance(event, CallEnded) else None
@@ -114,7 +121,14 @@ class Intake:
             return recalled.earlier
         with self._users() as users:
             decision = rules.decide(event, settings, users, ringing_at=recalled.ringing_at)
-        return _Decided(event.id or uuid.uuid4().hex, settings, decision, _memory(event, call))
+        event_id = event.id or uuid.uuid4().hex
+        messages = None
+        if not snapshots.wanted(decision.mails):
+            prepared = prepare_messages(
+                decision.mails, settings, {}, event_id=event_id, at=event.at
+            )
+            messages = tuple(prepared)
+        return _Decided(event_id, settings, decision, _memory(event, call), messages)
 
 
 def _call_of(event: Event, settings: Settings) -> tuple[str, str] | None:

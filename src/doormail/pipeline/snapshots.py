@@ -22,6 +22,11 @@ def key_of(mail: Mail) -> Key | None:
     return mail.span, mail.snapshots.count, width, height
 
 
+def wanted(mails: Sequence[Mail]) -> bool:
+    """Whether any of the mails carries pictures."""
+    return any(key_of(mail) is not None for mail in mails)
+
+
 async def take(camera: SnapshotSource, mails: Sequence[Mail]) -> Taken:
     """Each set of pictures the mails carry, asked of `camera` once."""
     taken: dict[Key, Pictures] = {}
