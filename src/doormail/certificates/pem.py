@@ -197,12 +197,14 @@ def _public(public_key: Any) -> bytes:
     )
 
 
-def self_signed(common_name: str) -> tuple[str, str]:
-    """An EC P-256 client certificate for `common_name`, valid for about ten years."""
+def self_signed(common_name: str, server_names: Sequence[x509.GeneralName] = ()) -> tuple[str, str]:
+    """An EC P-256 certificate for `common_name` and its key, valid for about ten years: a TLS
+    client certificate, or with `server_names` a server certificate for those names."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
     now = datetime.datetime.now(datetime.UTC)
-    certificate = (
+    usage = ExtendedKeyUsageOID.SERVER_AUTH if server_names else ExtendedKeyUsageOID.CLIENT_AUTH
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -210,8 +212,12 @@ def self_signed(common_name: str) -> tuple[str, str]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=SELF_SIGNED_DAYS))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    )
+    if server_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(server_names), critical=False)
+    certificate = (
+        builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .sign(key, hashes.SHA256())
     )
     return certificate.public_bytes(serialization.Encoding.PEM).decode(), _pkcs8(key)

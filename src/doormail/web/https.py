@@ -6,7 +6,6 @@ asked for."""
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import os
 import socket
@@ -24,9 +23,6 @@ if TYPE_CHECKING:
 FOLDER = "https"
 CERTIFICATE = "certificate.pem"
 KEY = "key.pem"
-# A self-signed certificate is trusted by its fingerprint, not by its age: ten years, as the
-# SMTP client certificate.
-DAYS = 3650
 
 
 class HttpsError(Exception):
@@ -112,34 +108,12 @@ def _names(listen_host: str) -> list[x509.GeneralName]:
 
 
 def _make(listen_host: str) -> tuple[bytes, bytes]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from doormail.certificates.pem import self_signed
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    common_name = f"doormail on {socket.gethostname()}"[:64]
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=DAYS))
-        .add_extension(x509.SubjectAlternativeName(_names(listen_host)), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
+    certificate_pem, key_pem = self_signed(
+        f"doormail on {socket.gethostname()}", _names(listen_host)
     )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
+    return certificate_pem.encode(), key_pem.encode()
 
 
 def _write_private(path: Path, data: bytes) -> None:
