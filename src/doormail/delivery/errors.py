@@ -75,6 +75,8 @@ _SCOPES: Mapping[Stage, Scope] = {
 # Stages before a message's transaction got anywhere: a connection dropped there means the
 # message never left (the server closed an idle connection, or closed it after its last 250).
 _BEFORE_MESSAGE: frozenset[Stage] = frozenset({"rset", "mail"})
+# Stages where a temporary failure means that the server is not there (SPEC section 8).
+_UNREACHABLE: frozenset[Stage] = frozenset({"resolving", "connecting"})
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,12 @@ class DeliveryError(Exception):
     def scope(self) -> Scope:
         """Whether this failure is the session's, the message's or its recipient's."""
         return _SCOPES[self.stage]
+
+    @property
+    def unreachable(self) -> bool:
+        """The server did not answer at all (refused, timeout, 421 at greeting, its name did
+        not resolve): a matter of the server as a whole, not of any one mail."""
+        return self.temporary and self.stage in _UNREACHABLE
 
     @property
     def before_message(self) -> bool:

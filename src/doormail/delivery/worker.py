@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from doormail.delivery.session import (
     AccessToken,
@@ -24,6 +25,7 @@ from doormail.delivery.session import (
     TemporaryDeliveryError,
 )
 from doormail.outbox import Claimed, Outcome, Queue
+from doormail.outbox.server import ServerWatch, waiting_text
 from doormail.settings import Smtp
 
 log = logging.getLogger("doormail.delivery")
@@ -31,6 +33,8 @@ log = logging.getLogger("doormail.delivery")
 TlsContextFactory = Callable[[Smtp], ssl.SSLContext]
 # The settings a round runs with, and a batch of mail it claimed.
 _Batch = tuple[Smtp, list[Claimed]]
+# What a round does: send due mail, probe the unreachable server first, or wait for it.
+Gate = Literal["send", "probe", "wait"]
 
 
 def worker_name() -> str:
@@ -168,8 +172,12 @@ class DeliveryWorker:
         options: WorkerOptions | None = None,
         owner: str | None = None,
         access_token: AccessToken | None = None,
+        server: ServerWatch | None = None,
     ) -> None:
         self.outbox = outbox
+        self.server = server or ServerWatch(outbox.engine)
+        # When the unreachable server is next probed (None while it is up): rounds wait for it.
+        self._probe_at: float | None = None
         self._smtp_settings = smtp_settings
         self._tls_context = tls_context
         self.options = options or WorkerOptions()
@@ -247,8 +255,11 @@ class DeliveryWorker:
     def _expire_and_pause(self, expire: bool) -> float:
         if expire:
             self.outbox.expire_overdue()
-        due = self.outbox.next_due()
         pause = self.options.poll_interval
+        if self._probe_at is not None:
+            # Due mail waits for the server: the next look is the next probe.
+            return min(pause, max(self._probe_at - time.time(), 0.0))
+        due = self.outbox.next_due()
         if due is not None:
             pause = min(pause, max(due - time.time(), 0.0))
         return pause
@@ -277,8 +288,13 @@ class DeliveryWorker:
         session_error: DeliveryError | None = None
         attempted = 0
         finished = False
-        upcoming: asyncio.Task[_Batch] | None = self._claim(None)
+        upcoming: asyncio.Task[_Batch] | None = None
         try:
+            smtp, gate = await asyncio.to_thread(self._gate)
+            if gate == "probe":
+                connection, session_error = await self._probe(smtp)
+                gate = "send" if connection is not None or session_error is not None else "wait"
+            upcoming = self._claim(smtp) if gate == "send" else None
             while upcoming is not None:
                 # Shielded: a claim cancelled midway may still commit in its thread, and what
                 # it claimed must then be given back (below), not left to its lease.
@@ -290,12 +306,15 @@ class DeliveryWorker:
                 held.update(item.id for item in claimed)
                 if claimed and connection is None and session_error is None:
                     connection, session_error = await self._connect(smtp)
+                    session_error = await self._unreachable(session_error)
                 for index, item in enumerate(claimed):
                     if session_error is None and connection is not None:
                         following = claimed[index + 1] if index + 1 < len(claimed) else None
-                        outcome, session_error = await self._send(
-                            connection.session, item, following
-                        )
+                        outcome, error = await self._send(connection.session, item, following)
+                        session_error = await self._unreachable(error)
+                        if isinstance(session_error, _Unreachable):
+                            # It never left: the connection could not be opened again.
+                            outcome = _outcome_of(item, session_error)
                     else:
                         assert session_error is not None
                         outcome = _outcome_of(item, session_error)
@@ -303,6 +322,10 @@ class DeliveryWorker:
                     held.discard(item.id)
                     _stop_if_cancelled()
                 attempted += len(claimed)
+                if isinstance(session_error, _Unreachable):
+                    # The mail read ahead waits for the server too: given back (below), due
+                    # as it was and not counted as tried.
+                    break
             finished = True
         finally:
             renewer.cancel()
@@ -311,6 +334,42 @@ class DeliveryWorker:
                 await self._put_back(connection, reusable=finished)
             await recorder.finish()
         return attempted
+
+    def _gate(self) -> tuple[Smtp, Gate]:
+        """The settings (read at the start of a round) and whether the round sends, probes the
+        unreachable server (this worker's turn) or waits for another worker's probe."""
+        smtp = self._smtp_settings()
+        if not smtp.enabled:
+            return smtp, "wait"
+        state = self.server.read()
+        self._probe_at = state.next_probe_at
+        if state.up:
+            return smtp, "send"
+        return smtp, "probe" if self.server.take_probe() else "wait"
+
+    async def _probe(self, smtp: Smtp) -> tuple[_Connection | None, DeliveryError | None]:
+        """One connection to the unreachable server. When it answers (even with a refusal
+        that is not about reachability, such as a failed AUTH) the outage is over and every
+        mail waiting for it is due at once: it was never given a back-off for the outage."""
+        connection, error = await self._connect(smtp)
+        if error is not None and error.unreachable:
+            state = await asyncio.to_thread(self.server.unreachable, _text(error), error.hint)
+            self._probe_at = state.next_probe_at
+            return None, None
+        if await asyncio.to_thread(self.server.answered):
+            log.warning("SMTP server %s:%s answers again", smtp.server, smtp.port)
+        self._probe_at = None
+        return connection, error
+
+    async def _unreachable(self, error: DeliveryError | None) -> DeliveryError | None:
+        """A session failure that means the server is not there is recorded as the server's
+        state; the mail it concerns then waits for the server instead of backing off."""
+        if error is None or not error.unreachable or isinstance(error, _Unreachable):
+            return error
+        state = await asyncio.to_thread(self.server.unreachable, _text(error), error.hint)
+        log.warning("SMTP server unreachable: %s; probing it", _text(error))
+        self._probe_at = state.next_probe_at
+        return _Unreachable(waiting_text(state.since or time.time(), _text(error)), error)
 
     async def _put_back(self, connection: _Connection, *, reusable: bool) -> None:
         # A session interrupted midway (the worker stopping) may be inside a transaction.
@@ -330,16 +389,10 @@ class DeliveryWorker:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.outbox.release, self.owner, ids)
 
-    def _claim(self, smtp: Smtp | None) -> asyncio.Task[_Batch]:
-        return asyncio.create_task(asyncio.to_thread(self._settings_and_claim, smtp))
+    def _claim(self, smtp: Smtp) -> asyncio.Task[_Batch]:
+        return asyncio.create_task(asyncio.to_thread(self._claim_with, smtp))
 
-    def _settings_and_claim(self, smtp: Smtp | None) -> _Batch:
-        """The settings (read at the start of a round) and, while sending is enabled, a batch
-        of due mail: one trip to a thread, since either may wait for the database."""
-        if smtp is None:
-            smtp = self._smtp_settings()
-        if not smtp.enabled:
-            return smtp, []
+    def _claim_with(self, smtp: Smtp) -> _Batch:
         options = self.options
         return smtp, self.outbox.claim(self.owner, options.batch, options.lease_seconds)
 
@@ -432,7 +485,16 @@ def _text(error: DeliveryError) -> str:
     return "; ".join(parts)
 
 
+class _Unreachable(TemporaryDeliveryError):
+    """The server did not answer: the mails of the round wait for it (not a failed attempt)."""
+
+    def __init__(self, text: str, cause: DeliveryError) -> None:
+        super().__init__(text, hint=cause.hint, stage=cause.stage)
+
+
 def _outcome_of(item: Claimed, error: DeliveryError) -> Outcome:
+    if isinstance(error, _Unreachable):
+        return Outcome(item.id, "unreachable", error.message)
     if error.temporary:
         return Outcome(item.id, "temporary", _text(error), error.reply or None)
     return Outcome(item.id, "failed", _text(error), error.reply or None)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Float,
+    Integer,
     Text,
     and_,
     bindparam,
@@ -69,6 +70,7 @@ _RECORD = (
         smtp_reply=func.coalesce(bindparam("b_reply", type_=Text), table.c.smtp_reply),
         last_error=func.coalesce(bindparam("b_error", type_=Text), table.c.last_error),
         next_attempt_at=func.coalesce(bindparam("b_next", type_=Float), table.c.next_attempt_at),
+        attempts=table.c.attempts - bindparam("b_uncount", type_=Integer),
         lease_owner=None,
         lease_until=None,
     )
@@ -107,6 +109,7 @@ class Queue:
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.engine = engine
         self._engine = engine
         self.policy = policy or RetryPolicy()
         self._metrics = metrics
@@ -401,4 +404,5 @@ def _parameters(id: str, change: Change) -> dict[str, Any]:
         "b_reply": change.reply,
         "b_error": change.error,
         "b_next": change.next_attempt_at,
+        "b_uncount": 1 if change.uncounted else 0,
     }

@@ -58,10 +58,12 @@ class RetryPolicy:
 @dataclass(frozen=True)
 class Outcome:
     """What one attempt came to: `sent` (text is the server's reply), `temporary` (retry with
-    back-off until the deadline) or `failed` (final); `reply` keeps the server's own words."""
+    back-off until the deadline), `failed` (final) or `unreachable` (the server did not answer:
+    the mail waits for it, due as it was and the claim not counted as an attempt); `reply`
+    keeps the server's own words."""
 
     id: str
-    result: Literal["sent", "temporary", "failed"]
+    result: Literal["sent", "temporary", "failed", "unreachable"]
     text: str
     reply: str | None = None
 
@@ -85,6 +87,8 @@ class Change:
     sent_at: float | None = None
     reply: str | None = None
     error: str | None = None
+    # The claim is taken back: the mail was not tried (the server did not answer).
+    uncounted: bool = False
 
 
 def next_change(
@@ -98,13 +102,17 @@ def next_change(
     """What `outcome` makes of `mail`, or None when it changes nothing. A success is always
     kept, because the mail did go out; a failure only changes mail still `sending` (under
     `owner`'s lease when given), so that a late worker cannot undo another's work. A temporary
-    failure goes back to `queued` with back-off, or to `expired` once the deadline has passed."""
+    failure goes back to `queued` with back-off, or to `expired` once the deadline has passed; a
+    mail the server was unreachable for goes back to `queued` as it was (the deadline still
+    expires it)."""
     if outcome.result == "sent":
         if mail.status == "sent":
             return None
         return Change("sent", sent_at=now, reply=outcome.text)
     if mail.status != "sending" or (owner is not None and mail.lease_owner != owner):
         return None
+    if outcome.result == "unreachable":
+        return Change("queued", error=outcome.text, uncounted=True)
     retry_at = None
     if outcome.result == "temporary":
         retry_at = policy.next_attempt(mail.attempts, now, mail.deliver_by)

@@ -131,3 +131,19 @@ outbox_messages = Table(
     Column("id", String(64), primary_key=True),
     Column("message", LargeBinary, nullable=False),
 )
+
+# The SMTP server as every worker process sees it (one row, id 1): up, or unreachable since a
+# moment, with the last error and when it is next to be probed. Shared through the database so
+# that several workers on PostgreSQL make one probe between them, not one each.
+smtp_server = Table(
+    "smtp_server",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("since", Float),
+    Column("last_error", Text),
+    Column("hint", Text),
+    Column("probes", Integer, nullable=False, default=0),
+    Column("next_probe_at", Float),
+    Column("updated_at", Float, nullable=False),
+)
