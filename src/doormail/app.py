@@ -20,6 +20,7 @@ from doormail.certificates import Certificates
 from doormail.delivery.worker import DeliveryWorker
 from doormail.metrics import Metrics
 from doormail.outbox import Admin, Queue
+from doormail.outbox.server import ServerWatch
 from doormail.pipeline.commit import Committer
 from doormail.pipeline.intake import Intake
 from doormail.store import datafolder, open_engine
@@ -63,6 +64,7 @@ class Service:
     metrics: Metrics
     queue: Queue
     outbox: Admin
+    server: ServerWatch
     worker: DeliveryWorker
     intake: Intake
     smtp_tests: SmtpTests
@@ -79,7 +81,8 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
             firststart.prepare_apart(paths.data_dir, paths.database_url)
         else:
             firststart.prepare(engine, paths.data_dir)
-    settings = SettingsStore(engine)
+    server = ServerWatch(engine)
+    settings = SettingsStore(engine, on_smtp_change=lambda: retry_now())
     certificates = Certificates(engine, paths.data_dir)
     users = UserStore(engine)
     camera = CameraService(settings.load)
@@ -87,7 +90,16 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
     queue = Queue(engine, metrics=metrics)
     outbox = Admin(engine)
     metrics.watch_outbox(outbox.counts)
-    worker = DeliveryWorker(queue, lambda: settings.load().smtp, certificates.tls_context)
+    metrics.watch_server(server.read)
+    worker = DeliveryWorker(
+        queue, lambda: settings.load().smtp, certificates.tls_context, server=server
+    )
+
+    def retry_now() -> None:
+        # New SMTP settings: queued mail is due at once, an unreachable server probed now.
+        server.retry_now()
+        worker.notify()
+
     committer = Committer(engine, queue, observe_lock=metrics.commit_lock_seconds.observe)
     intake = Intake(
         load_settings=settings.load,
@@ -108,6 +120,7 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
         metrics=metrics,
         queue=queue,
         outbox=outbox,
+        server=server,
         worker=worker,
         intake=intake,
         smtp_tests=SmtpTests(settings.load, certificates.tls_context, camera),

@@ -400,8 +400,13 @@ async def _print_test_run(service: Service, run: TestRun) -> None:
     await task
 
 
-@cli.command("outbox")
+outbox_cli = typer.Typer(help="The outbox: what is queued, sent, failed or expired.")
+cli.add_typer(outbox_cli, name="outbox")
+
+
+@outbox_cli.callback(invoke_without_command=True)
 def outbox_command(
+    context: typer.Context,
     status: Annotated[
         str | None,
         typer.Option("--status", help="queued | sending | sent | failed | expired (default all)"),
@@ -410,7 +415,9 @@ def outbox_command(
     data: DataOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """The outbox as a table, newest first."""
+    """The outbox as a table, newest first (`doormail outbox retry --all`: send queued mail now)."""
+    if context.invoked_subcommand is not None:
+        return
     try:
         page = _service(data, database).outbox.page(status, limit)
     except OutboxError as error:
@@ -418,6 +425,23 @@ def outbox_command(
     console.print(outbox_table(page.items))
     if page.next is not None:
         console.print(f"[dim]only the newest {limit} are shown (--limit)[/dim]")
+
+
+@outbox_cli.command("retry")
+def outbox_retry(
+    every: Annotated[
+        bool,
+        typer.Option("--all", help="every queued mail, due now (as a change of SMTP settings)"),
+    ] = False,
+    data: DataOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Retry all now: every queued mail is due at once (its back-off starts again) and an
+    unreachable SMTP server is probed at once; the running service sends within a second."""
+    if not every:
+        raise _fail("name what to retry: --all")
+    queued = _service(data, database).server.retry_now()
+    console.print(f"{queued} queued mail(s) are due now")
 
 
 def outbox_table(items: list[OutboxItem]) -> Table:

@@ -4,7 +4,9 @@ the database's write lock, and the outbox depth read at scrape time."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -74,6 +76,36 @@ class _OutboxDepth(Collector):
         yield family
 
 
+class ServerSeen(Protocol):
+    """The SMTP server's state as the outbox keeps it (`outbox.server.ServerState`)."""
+
+    @property
+    def up(self) -> bool: ...
+
+    def unreachable_seconds(self, now: float) -> float: ...
+
+
+class _SmtpServer(Collector):
+    """`doormail_smtp_up` and `doormail_smtp_unreachable_seconds`, read from the state every
+    worker process shares when scraped."""
+
+    def __init__(self, state: Callable[[], ServerSeen]) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        state = self._state()
+        yield GaugeMetricFamily(
+            "doormail_smtp_up",
+            "1 while the SMTP server answers, 0 while it is unreachable",
+            value=1 if state.up else 0,
+        )
+        yield GaugeMetricFamily(
+            "doormail_smtp_unreachable_seconds",
+            "Seconds the SMTP server has been unreachable (0 while it answers)",
+            value=state.unreachable_seconds(time.time()),
+        )
+
+
 class Metrics:
     """Every collector the service updates; `render()` is the body of `GET /metrics`."""
 
@@ -115,6 +147,10 @@ class Metrics:
             self.registry.unregister(self._depth)
         self._depth = _OutboxDepth(counts)
         self.registry.register(self._depth)
+
+    def watch_server(self, state: Callable[[], ServerSeen]) -> None:
+        """Report the SMTP server's state from `state` (e.g. `ServerWatch.read`) on every scrape."""
+        self.registry.register(_SmtpServer(state))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -72,6 +72,25 @@ class ServerState:
 
 
 UP = ServerState("up")
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """The server as people see it (`GET /api/outbox`'s `server`, the Outbox and SMTP tabs):
+    its state, since when (UNIX seconds) and for how long it has been unreachable, how many
+    mails wait to be sent, the last error with its hint, and the outage's probes."""
+
+    state: State
+    since: float | None
+    unreachable_seconds: float
+    waiting: int
+    last_error: str | None
+    hint: str | None
+    probes: int
+    next_probe_at: float | None
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def waiting_text(since: float, error: str) -> str:
@@ -208,6 +227,20 @@ class ServerWatch:
                 .values(next_probe_at=now, updated_at=now)
             )
         return int(due)
+
+    def status(self, now: float | None = None) -> ServerStatus:
+        now = self._clock() if now is None else now
+        state = self.read()
+        return ServerStatus(
+            state=state.state,
+            since=state.since,
+            unreachable_seconds=round(state.unreachable_seconds(now), 3),
+            waiting=self.waiting(),
+            last_error=state.last_error,
+            hint=state.hint,
+            probes=state.probes,
+            next_probe_at=state.next_probe_at,
+        )
 
     def waiting(self) -> int:
         """How many mails wait to be sent: queued (due, or kept back by their own back-off)."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -23,8 +25,10 @@ class SettingsStore:
     only when it is not the one validated last (the Settings returned are then the same object:
     treat them as a value, as the settings functions do)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, on_smtp_change: Callable[[], None] | None = None) -> None:
         self._engine = engine
+        # Called after a save that changed smtp.* (SPEC 8: queued mail is then due at once).
+        self._on_smtp_change = on_smtp_change
         self._lock = threading.Lock()
         self._last: tuple[str | None, Settings] = (None, Settings())
 
@@ -44,6 +48,7 @@ class SettingsStore:
         document = json.dumps(settings.document())
         now = time.time()
         with self._engine.begin() as connection:
+            before = connection.execute(_DOCUMENT).scalar()
             changed = connection.execute(
                 update(tables.settings)
                 .where(tables.settings.c.id == _ROW)
@@ -53,3 +58,9 @@ class SettingsStore:
                 connection.execute(
                     insert(tables.settings).values(id=_ROW, document=document, updated_at=now)
                 )
+        if self._on_smtp_change is not None and _smtp_of(before) != _smtp_of(document):
+            self._on_smtp_change()
+
+
+def _smtp_of(document: str | None) -> Any:
+    return None if document is None else json.loads(document).get("smtp")

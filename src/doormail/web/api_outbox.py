@@ -1,5 +1,6 @@
 """`/api/outbox` (SPEC section 8): the outbox newest first with a cursor, one entry, its exact
-message bytes, and a retry by hand for failed or expired mail."""
+message bytes, a retry by hand for failed or expired mail, "Retry all now" for queued mail, and
+the SMTP server's state (SPEC section 8, "The server as a whole")."""
 
 from __future__ import annotations
 
@@ -56,7 +57,22 @@ def list_outbox(
 ) -> dict[str, Any]:
     with _answers():
         page = _outbox(request).page(status, limit, cursor)
-    return {"items": [item.public() for item in page.items], "next": page.next}
+    server = service_of(request).server.status()
+    return {
+        "items": [item.public() for item in page.items],
+        "next": page.next,
+        "server": server.public(),
+    }
+
+
+@router.post("/retry", response_model=None, responses={200: json_reply("OutboxRetried", "due")})
+def retry_all(request: Request) -> dict[str, Any]:
+    """Retry all now: every queued mail due at once (its back-off starting again), and an
+    unreachable SMTP server probed at once, as a change of the SMTP settings does."""
+    service = service_of(request)
+    queued = service.server.retry_now()
+    service.worker.notify()
+    return {"queued": queued}
 
 
 @router.get("/{item_id}", response_model=None, responses={200: _ITEM, 404: _NO_ITEM})

@@ -17,6 +17,7 @@ from doormail.camera.service import CameraStatus
 from doormail.certificates import CertificateInfo
 from doormail.events import MAX_EVENTS, Event
 from doormail.outbox import OutboxItem
+from doormail.outbox.server import ServerStatus
 from doormail.users.model import User
 
 REF = "#/components/schemas/{model}"
@@ -99,6 +100,13 @@ class UsersImported(_Reply):
 class OutboxPage(_Reply):
     items: list[OutboxItem]
     next: str | None = Field(description="the cursor of the next page, or null")
+    server: ServerStatus = Field(description="the SMTP server: up, or unreachable since when")
+
+
+class OutboxRetried(_Reply):
+    """Retry all now: every queued mail due at once, an unreachable server probed now."""
+
+    queued: int = Field(description="how many queued mails are now due")
 
 
 class TestStarted(_Reply):
@@ -136,6 +144,7 @@ _REPLY_MODELS: tuple[type[BaseModel], ...] = (
     UsersPage,
     UsersImported,
     OutboxPage,
+    OutboxRetried,
     TestStarted,
     TestStatus,
     CertificateList,
@@ -146,6 +155,7 @@ _REPLY_MODELS: tuple[type[BaseModel], ...] = (
 _DERIVED: dict[str, Any] = {
     "User": User,
     "OutboxItem": OutboxItem,
+    "ServerStatus": ServerStatus,
     "CertificateInfo": CertificateInfo,
     "CameraStatus": CameraStatus,
 }
