@@ -351,7 +351,7 @@ class DeliveryWorker:
         """One connection to the unreachable server. When it answers (even with a refusal
         that is not about reachability, such as a failed AUTH) the outage is over and every
         mail waiting for it is due at once: it was never given a back-off for the outage."""
-        connection, error = await self._connect(smtp)
+        connection, error = await self._connect(smtp, quiet=True)
         if error is not None and error.unreachable:
             state = await asyncio.to_thread(self.server.unreachable, _text(error), error.hint)
             self._probe_at = state.next_probe_at
@@ -396,18 +396,23 @@ class DeliveryWorker:
         options = self.options
         return smtp, self.outbox.claim(self.owner, options.batch, options.lease_seconds)
 
-    async def _connect(self, smtp: Smtp) -> tuple[_Connection | None, DeliveryError | None]:
-        """The connection kept from an earlier round when it suits `smtp`, else a new one."""
+    async def _connect(
+        self, smtp: Smtp, *, quiet: bool = False
+    ) -> tuple[_Connection | None, DeliveryError | None]:
+        """The connection kept from an earlier round when it suits `smtp`, else a new one
+        (`quiet`: a probe's failure is the outage going on, logged once when it began)."""
         kept = await self._connections.take(smtp)
         if kept is not None:
             return kept, None
         opened = time.monotonic()
-        session, error = await self._open(smtp)
+        session, error = await self._open(smtp, quiet=quiet)
         if session is None:
             return None, error
         return _Connection(session, smtp, opened), None
 
-    async def _open(self, smtp: Smtp) -> tuple[SmtpSession | None, DeliveryError | None]:
+    async def _open(
+        self, smtp: Smtp, *, quiet: bool = False
+    ) -> tuple[SmtpSession | None, DeliveryError | None]:
         try:
             context = await self._context(smtp)
             session = SmtpSession(
@@ -415,7 +420,13 @@ class DeliveryWorker:
             )
             await session.open()
         except DeliveryError as error:
-            log.warning("SMTP session to %s:%s failed: %s", smtp.server, smtp.port, _text(error))
+            log.log(
+                logging.DEBUG if quiet else logging.WARNING,
+                "SMTP session to %s:%s failed: %s",
+                smtp.server,
+                smtp.port,
+                _text(error),
+            )
             return None, error
         except Exception as error:
             log.exception("SMTP session to %s:%s failed", smtp.server, smtp.port)
