@@ -63,4 +63,7 @@ class SettingsStore:
 
 
 def _smtp_of(document: str | None) -> Any:
-    return None if document is None else json.loads(document).get("smtp")
+    """The smtp section of a stored document (the defaults' when none is stored yet)."""
+    if document is None:
+        return Settings().document().get("smtp")
+    return json.loads(document).get("smtp")

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from doormail.outbox import STATUSES, InvalidQuery, OutboxError
 from doormail.web.state import service_of
 from doormail.web.ui_common import flash, page, read_form, require_user
+from doormail.web.ui_server import server_notice
 
 router = APIRouter()
 
@@ -62,6 +63,7 @@ def outbox_page(request: Request, status: str = "", cursor: str | None = None) -
         "items": found.items,
         "more": more,
         "when": when,
+        "server": server_notice(service),
     }
     return page(request, "outbox.html", context)
 
