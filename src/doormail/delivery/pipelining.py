@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiosmtplib
 
@@ -24,6 +24,9 @@ from doormail.delivery.errors import (
 )
 
 Emit = Callable[[str, str], None]
+# Called before a message's end of data is sent (see SmtpSession.send): None when it may go
+# at once, or what to await first.
+Ready = Callable[[], Awaitable[None] | None]
 Envelope = tuple[str, str, list[str]]  # sender, recipient, MAIL FROM options
 
 # A reply line: three digits, then a space (last line) or a hyphen (more lines follow).
@@ -31,6 +34,7 @@ _REPLY_LINE = re.compile(rb"^([2-5][0-9][0-9])([ -]?)(.*?)\r?$")
 _MAX_REPLY_BYTES = 64 * 1024
 # Any control character would let an address smuggle another command into the pipeline.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_END = b".\r\n"
 
 
 def data_block(message: bytes) -> bytes:
@@ -188,10 +192,12 @@ class PipelinedConnection(asyncio.Protocol):
         data: bytes,
         options: list[str],
         then: Envelope | None = None,
+        before_end: Ready | None = None,
     ) -> SmtpReply:
         """One message to one recipient: [RSET,] MAIL, RCPT, DATA in one write, then the
         content. With `then`, the envelope of the next mail goes out right behind this one's
         content (RFC 2920 allows it after the end of data), so that mail costs one round trip.
+        `before_end` is asked before the end of data is sent, and what it returns awaited.
         Raises DeliveryError, classified by the stage that failed."""
         envelope = (sender, recipient, options)
         commands = _commands(envelope, rset=self._unfinished)
@@ -215,7 +221,16 @@ class PipelinedConnection(asyncio.Protocol):
             self._emit("data", f"DATA: {len(data)} bytes (pipelined)")
             # The end of data closes this transaction, whatever the server answers to it.
             self._unfinished = False
-            self._write(data_block(data) + self._send_ahead(then))
+            block = data_block(data)
+            waiting = None if before_end is None else before_end()
+            if waiting is None:
+                self._write(block + self._send_ahead(then))
+            else:
+                # The content goes now; its final dot only once the caller is ready (the
+                # previous mail's outcome is durable), so a crash repeats at most one mail.
+                self._write(block[: -len(_END)])
+                await self._ready(waiting)
+                self._write(_END + self._send_ahead(then))
             reply = self._expect(await self._reply(), 250, stage)
         except DeliveryError:
             raise
@@ -223,6 +238,14 @@ class PipelinedConnection(asyncio.Protocol):
             raise from_exception(error, stage=stage, attempt=self._attempt) from error
         self._emit("reply", str(reply))
         return reply
+
+    async def _ready(self, waiting: Awaitable[None]) -> None:
+        try:
+            await waiting
+        except BaseException:
+            # The message is open on the server: only dropping the connection discards it.
+            self._transport.close()
+            raise
 
     def _send_ahead(self, then: Envelope | None) -> bytes:
         if then is None:

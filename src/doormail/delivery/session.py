@@ -23,7 +23,7 @@ from doormail.delivery.errors import (
     TemporaryDeliveryError,
     from_exception,
 )
-from doormail.delivery.pipelining import PipelinedConnection
+from doormail.delivery.pipelining import PipelinedConnection, Ready
 from doormail.destinations import Unbound
 from doormail.settings import Smtp
 
@@ -148,10 +148,14 @@ class SmtpSession:
         data: bytes,
         *,
         then: tuple[str, str, bytes] | None = None,
+        before_end: Ready | None = None,
     ) -> SmtpReply:
         """One message to one recipient; the server's reply to the end of DATA on success.
         `then` announces the mail that will be sent next (sender, recipient, data): with
-        PIPELINING its envelope goes out with this message, saving a round trip."""
+        PIPELINING its envelope goes out with this message, saving a round trip.
+        `before_end` is asked before the message's end of data (with PIPELINING) or its
+        DATA command (without) is sent, and what it returns (unless None) awaited: the
+        server takes the message only after that."""
         if not self.connected:
             await self.open()
         client = self._require_client()
@@ -161,7 +165,9 @@ class SmtpSession:
                 None if then is None else (then[0], then[1], self._mail_options(client, then[2]))
             )
             try:
-                return await self._pipeline.send(sender, recipient, data, options, ahead)
+                return await self._pipeline.send(
+                    sender, recipient, data, options, ahead, before_end
+                )
             except Exception as error:
                 raise await self._classified(error) from error
         try:
@@ -169,12 +175,17 @@ class SmtpSession:
                 self._stage = "rset"
                 await client.rset()
             self._unfinished = True
-            return await self._transaction(client, sender, recipient, data)
+            return await self._transaction(client, sender, recipient, data, before_end)
         except Exception as error:
             raise await self._classified(error) from error
 
     async def _transaction(
-        self, client: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes
+        self,
+        client: aiosmtplib.SMTP,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        before_end: Ready | None = None,
     ) -> SmtpReply:
         self._stage = "mail"
         reply = await client.mail(sender, options=self._mail_options(client, data))
@@ -182,6 +193,9 @@ class SmtpSession:
         self._stage = "rcpt"
         reply = await client.rcpt(recipient)
         self._emit("rcpt", f"RCPT TO:<{recipient}> → {_text(reply)}")
+        waiting = None if before_end is None else before_end()
+        if waiting is not None:
+            await waiting
         self._stage = "data"
         self._emit("data", f"DATA: {len(data)} bytes")
         # A server that drops the connection (or fails QUIT) after this reply has still taken

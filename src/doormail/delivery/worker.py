@@ -14,10 +14,11 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from doormail.delivery.pipelining import Ready
 from doormail.delivery.session import (
     AccessToken,
     DeliveryError,
@@ -62,9 +63,11 @@ class WorkerOptions:
 
 
 class _Recorder:
-    """Saves outcomes in the background while the next mail is being sent, several to a
-    transaction: a fast server is not held up by the disk once per mail, and a lone mail is
-    recorded within `delay` seconds."""
+    """Saves outcomes in the background while the next mail is being sent. A mail's outcome
+    is durable before the next mail's end of data goes out (`durable()`, awaited by the
+    session), so a crash sends again at most the one mail in flight; outcomes that need no
+    such wait (mail that shared a session failure) go several to a transaction, within
+    `delay` seconds."""
 
     def __init__(self, outbox: Queue, owner: str, *, batch: int = 64, delay: float = 0.01) -> None:
         self._outbox = outbox
@@ -96,11 +99,21 @@ class _Recorder:
                 # (a duplicate is better than a loss).
                 log.exception("could not record the outcome of %d mails", len(batch))
 
-    async def finish(self) -> None:
-        """Save every outcome so far, now, even when the caller is being cancelled."""
+    def unsaved(self) -> Awaitable[None] | None:
+        """None when every outcome so far is saved; else what to await until they are."""
+        if not self._pending and (self._task is None or self._task.done()):
+            return None
+        return self.durable()
+
+    async def durable(self) -> None:
+        """Return once every outcome added so far is saved (or failed to be)."""
         self._enough.set()
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
+
+    async def finish(self) -> None:
+        """Save every outcome so far, now, even when the caller is being cancelled."""
+        await self.durable()
 
 
 @dataclass(frozen=True)
@@ -310,7 +323,9 @@ class DeliveryWorker:
                 for index, item in enumerate(claimed):
                     if session_error is None and connection is not None:
                         following = claimed[index + 1] if index + 1 < len(claimed) else None
-                        outcome, error = await self._send(connection.session, item, following)
+                        outcome, error = await self._send(
+                            connection.session, item, following, recorder.unsaved
+                        )
                         session_error = await self._unreachable(error)
                         if isinstance(session_error, _Unreachable):
                             # It never left: the connection could not be opened again.
@@ -441,16 +456,23 @@ class DeliveryWorker:
         return await asyncio.to_thread(self._tls_context, smtp)
 
     async def _send(
-        self, session: SmtpSession, item: Claimed, following: Claimed | None = None
+        self,
+        session: SmtpSession,
+        item: Claimed,
+        following: Claimed | None = None,
+        before_end: Ready | None = None,
     ) -> tuple[Outcome, DeliveryError | None]:
-        """One mail over the open session, announcing the `following` one; the second value
-        is set when the session is lost for good (it could not be opened again)."""
+        """One mail over the open session, announcing the `following` one, its end of data
+        sent after `before_end`; the second value is set when the session is lost for good
+        (it could not be opened again)."""
         then = None
         if following is not None:
             then = (following.sender, following.recipient, following.data)
         for retry_on_new_connection in (True, False):
             try:
-                reply = await session.send(item.sender, item.recipient, item.data, then=then)
+                reply = await session.send(
+                    item.sender, item.recipient, item.data, then=then, before_end=before_end
+                )
             except DeliveryError as error:
                 if error.scope == "session":
                     # Every mail waiting for this server shares it (Postfix's site failures).

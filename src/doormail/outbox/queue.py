@@ -30,7 +30,7 @@ from doormail.mail import OutgoingMessage
 from doormail.metrics import Metrics
 from doormail.outbox.items import ITEM_COLUMNS, OutboxError, OutboxItem, item_of
 from doormail.outbox.transitions import Attempted, Change, Outcome, RetryPolicy, next_change
-from doormail.store import reading
+from doormail.store import crash_safe, reading
 from doormail.store.tables import outbox as table
 from doormail.store.tables import outbox_messages as bodies
 
@@ -261,7 +261,9 @@ class Queue:
             return {}
         statuses: dict[str, str] = {}
         changes: list[tuple[Any, Change]] = []
-        with self._engine.begin() as connection:
+        # Saved once per mail while sending (before the next mail's end of data): safe against
+        # a crash of doormail, not waiting for the disk; a power loss sends the mail again.
+        with crash_safe(self._engine) as connection, connection.begin():
             rows = {
                 row.id: row
                 for row in connection.execute(

@@ -17,6 +17,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _BUSY_SECONDS = 30
 # The execution option that marks a connection as reading only (see `reading`).
 _READ_ONLY = "doormail_read_only"
+# The execution option of a transaction that must survive a crash of doormail, not of the
+# machine (see `crash_safe`); and what a SQLite connection was last set to.
+_CRASH_SAFE = "doormail_crash_safe"
+_SYNC_NORMAL = "doormail_synchronous_normal"
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -62,6 +66,22 @@ def reading(engine: Engine) -> Connection:
     return engine.connect().execution_options(**{_READ_ONLY: True})
 
 
+def crash_safe(engine: Engine) -> Connection:
+    """A connection whose transactions survive doormail being killed but need not survive a
+    power loss: SQLite commits them to the WAL without an fsync (synchronous=NORMAL; the next
+    fsync or checkpoint takes them to disk), PostgreSQL without waiting for its WAL flush
+    (synchronous_commit off). For what may be lost at a power loss without harm, at memory
+    speed: a delivered mail's outcome, whose loss only sends that mail again."""
+    connection = engine.connect().execution_options(**{_CRASH_SAFE: True})
+    if connection.dialect.name == "postgresql":
+        event.listen(connection, "begin", _asynchronous_commit)
+    return connection
+
+
+def _asynchronous_commit(connection: Connection) -> None:
+    connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite's own transaction handling would defer BEGIN; we issue it ourselves.
     dbapi_connection.isolation_level = None
@@ -85,9 +105,15 @@ class _Writers:
         self._lock = threading.Lock()
 
     def begin(self, connection: Connection) -> None:
-        if connection.get_execution_options().get(_READ_ONLY):
+        options = connection.get_execution_options()
+        if options.get(_READ_ONLY):
             connection.exec_driver_sql("BEGIN")
             return
+        # Set before BEGIN: the setting belongs to the connection, not to one transaction.
+        normal = bool(options.get(_CRASH_SAFE))
+        if connection.info.get(_SYNC_NORMAL, False) != normal:
+            connection.exec_driver_sql(f"PRAGMA synchronous={'NORMAL' if normal else 'FULL'}")
+            connection.info[_SYNC_NORMAL] = normal
         if not self._lock.acquire(timeout=_BUSY_SECONDS):
             raise OperationalError(
                 "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
