@@ -418,13 +418,26 @@ def outbox_command(
     """The outbox as a table, newest first (`doormail outbox retry --all`: send queued mail now)."""
     if context.invoked_subcommand is not None:
         return
+    service = _service(data, database)
     try:
-        page = _service(data, database).outbox.page(status, limit)
+        page = service.outbox.page(status, limit)
     except OutboxError as error:
         raise _fail(f"--{error.field}: {error.message}") from None
     console.print(outbox_table(page.items))
     if page.next is not None:
         console.print(f"[dim]only the newest {limit} are shown (--limit)[/dim]")
+    _print_server(service)
+
+
+def _print_server(service: Service) -> None:
+    """The SMTP server's state under the table while it is unreachable, as the Outbox tab."""
+    from zoneinfo import ZoneInfo
+
+    server = service.server.status()
+    headline = server.headline(ZoneInfo(service.settings.load().device.timezone))
+    if headline is not None:
+        console.print(Text(headline, style="yellow"))
+        console.print(Text(f"{server.last_error or ''} — {server.hint or ''}"), soft_wrap=True)
 
 
 @outbox_cli.command("retry")

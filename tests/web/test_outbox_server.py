@@ -152,3 +152,16 @@ def test_doormail_outbox_retry_all(service: Service, data_dir: Path) -> None:
 
 def test_retry_all_needs_authentication(anonymous: TestClient) -> None:
     assert anonymous.post("/api/outbox/retry").status_code == 401
+
+
+def test_doormail_outbox_says_the_server_is_unreachable_under_the_table(
+    service: Service, data_dir: Path
+) -> None:
+    queue(service, 2)
+    arguments = ["outbox", "--data", str(data_dir)]
+    assert "SMTP server unreachable" not in CliRunner().invoke(cli, arguments).output
+    service.server.unreachable(REFUSED, HINT)
+    result = CliRunner().invoke(cli, arguments)
+    assert result.exit_code == 0, result.output
+    assert "— 2 mails waiting" in result.output
+    assert REFUSED in result.output.replace("\n", " ")

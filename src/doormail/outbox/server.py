@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, case, func, insert, or_, select, update
@@ -91,6 +91,15 @@ class ServerStatus:
 
     def public(self) -> dict[str, Any]:
         return asdict(self)
+
+    def headline(self, zone: tzinfo) -> str | None:
+        """ "SMTP server unreachable since 15:02 — 3,000 mails waiting" (None while it is up),
+        the time in `zone` (the device's, as the mails' $DateTime$)."""
+        if self.state == "up" or self.since is None:
+            return None
+        since = datetime.fromtimestamp(self.since, zone).strftime("%H:%M")
+        mails = "mail" if self.waiting == 1 else "mails"
+        return f"SMTP server unreachable since {since} — {self.waiting:,} {mails} waiting"
 
 
 def waiting_text(since: float, error: str) -> str:

@@ -5,7 +5,6 @@ unreachable since 15:02 — 3,000 mails waiting", with the last error and its hi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -32,12 +31,9 @@ def server_notice(service: Service) -> ServerNotice | None:
     """The notice for the tabs, or None while the server answers; the time in the device's
     time zone, as the mails' $DateTime$."""
     status = service.server.status()
-    if status.state == "up" or status.since is None:
+    headline = status.headline(ZoneInfo(service.settings.load().device.timezone))
+    if headline is None:
         return None
-    zone = ZoneInfo(service.settings.load().device.timezone)
-    since = datetime.fromtimestamp(status.since, zone).strftime("%H:%M")
-    mails = "mail" if status.waiting == 1 else "mails"
-    headline = f"SMTP server unreachable since {since} — {status.waiting:,} {mails} waiting"
     return ServerNotice(headline, status.last_error, status.hint)
 
 
