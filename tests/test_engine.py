@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, insert, select, text
 
+from doormail.store import crash_safe, open_engine, reading, tables, upgrade
 from doormail.store import engine as store_engine
-from doormail.store import open_engine, reading, tables, upgrade
 from doormail.store.engine import sqlite_url
 
 
@@ -113,3 +113,16 @@ def test_the_head_revision_read_from_file_names_is_alembics_head(tmp_path: Path)
     assert current_revision(engine) == head_revision()
     upgrade(engine)
     assert current_revision(engine) == head_revision()
+
+
+def test_a_crash_safe_transaction_skips_the_fsync_and_the_next_one_has_it_again(
+    tmp_path: Path,
+) -> None:
+    # Nothing else runs: the second transaction gets the pool's one connection back.
+    engine = open_engine(f"sqlite:///{tmp_path / 'one.sqlite3'}")
+    with crash_safe(engine) as connection, connection.begin():
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    with engine.begin() as connection:
+        assert engine.pool.checkedin() == 0  # the same connection
+        # An event's commit is acknowledged only once on disk: FULL again.
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
