@@ -18,6 +18,7 @@ from doormail.applytest import SmtpTests
 from doormail.camera.service import CameraService
 from doormail.certificates import Certificates
 from doormail.delivery.worker import DeliveryWorker
+from doormail.dkimkey import TxtLookup, lookup_txt
 from doormail.metrics import Metrics
 from doormail.outbox import Admin, Queue
 from doormail.pipeline.commit import Committer
@@ -67,6 +68,8 @@ class Service:
     intake: Intake
     smtp_tests: SmtpTests
     runners: tuple[Runner, ...]
+    # How GET /api/dkim/check reads DNS (a test hands in its own zone).
+    dkim_lookup: TxtLookup = lookup_txt
 
 
 def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
