@@ -424,7 +424,7 @@ def outbox_table(items: list[OutboxItem]) -> Table:
     """Outbox entries as a Rich table: when, state, attempts, whom, what, and the last word."""
     from datetime import datetime
 
-    colours = {"sent": "green", "failed": "red", "expired": "red", "sending": "cyan"}
+    colours = {"sent": "green", "failed": "red", "expired": "red", "sending": "cyan", "held": "yellow"}
     table = Table("id", "created", "status", "tries", "kind", "to", "subject", "server / error")
     for item in items:
         colour = colours.get(item.status, "yellow")

@@ -7,13 +7,15 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
-
-import dkim
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from typing import TYPE_CHECKING, Literal
 
 from doormail.settings import Dkim
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+# cryptography, dkimpy and dnspython are imported where they are used: a service that does not
+# sign does not load them (README: what the long-running process keeps in memory).
 
 Algorithm = Literal["rsa", "ed25519"]
 ALGORITHMS: tuple[Algorithm, ...] = ("rsa", "ed25519")
@@ -69,6 +71,9 @@ class Check:
 
 def generate(algorithm: Algorithm) -> str:
     """A new private key as PEM (PKCS#8), to be stored as `smtp.dkim.private_key`."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
     if algorithm == "rsa":
         key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
@@ -83,6 +88,9 @@ def generate(algorithm: Algorithm) -> str:
 
 
 def _load(private_key: str) -> rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     try:
         key = serialization.load_pem_private_key(private_key.encode("ascii"), password=None)
     except (ValueError, TypeError, UnicodeEncodeError) as error:
@@ -104,6 +112,9 @@ def validate(private_key: str) -> None:
 def public_value(private_key: str) -> tuple[str, str]:
     """The record's k= and p= values: for RSA the DER SubjectPublicKeyInfo, for Ed25519 the raw
     32-byte public key (RFC 8463 section 4.2), base64 both."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = _load(private_key)
     if isinstance(key, rsa.RSAPrivateKey):
         der = key.public_key().public_bytes(
@@ -132,6 +143,10 @@ def dns_record(settings: Dkim) -> DnsRecord:
 def sign(data: bytes, settings: Dkim) -> bytes:
     """`data` with a DKIM-Signature header in front: relaxed/relaxed, rsa-sha256 or
     ed25519-sha256 after the key's type."""
+    import dkim
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = _load(settings.private_key)
     if isinstance(key, rsa.RSAPrivateKey):
         algorithm = b"rsa-sha256"
