@@ -42,7 +42,7 @@ def address(name: str) -> str:
 
 def make_every_kind(api: TestClient, *, snapshots: bool) -> list[Made]:
     """One mail of each of KINDS (SMTP must be enabled); returns them in KINDS order."""
-    pictures = {"attach": snapshots, "count": 2, "resolution": "320x240"}
+    pictures = {"attach": snapshots, "count": 1, "resolution": "640x480"}
     return [_make(api, kind, address(kind), pictures) for kind in KINDS]
 
 
