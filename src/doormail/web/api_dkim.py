@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from doormail import dkimkey
 from doormail import settings as model
+from doormail.store.settings_store import SettingsStore
 from doormail.web.bodies import json_body
 from doormail.web.errors import ApiError
 from doormail.web.schemas import body_of, json_reply, refusal
@@ -34,7 +35,8 @@ async def make_key(request: Request) -> dict[str, Any]:
     """A new key pair: the private key replaces `smtp.dkim.private_key`; the reply is the
     record that publishes its public half."""
     algorithm = _algorithm(await json_body(request))
-    return await run_in_threadpool(_store_new_key, request, algorithm)
+    store = service_of(request).settings
+    return asdict(await run_in_threadpool(new_key, store, algorithm))
 
 
 @router.get(
@@ -77,19 +79,17 @@ def _algorithm(body: Any) -> dkimkey.Algorithm:
     raise ApiError(422, "validation", 'must be "rsa" or "ed25519"', "algorithm")
 
 
-def _store_new_key(request: Request, algorithm: dkimkey.Algorithm) -> dict[str, Any]:
-    store = service_of(request).settings
+def new_key(store: SettingsStore, algorithm: dkimkey.Algorithm) -> dkimkey.DnsRecord:
+    """Make a key pair, store its private half as `smtp.dkim.private_key`, and return the
+    record that publishes the public half (the API's and the SMTP tab's)."""
     settings = store.load()
     for key in ("domain", "selector"):
         if not getattr(settings.smtp.dkim, key):
-            raise ApiError(
-                422, "validation", "must be set before a key is made", f"smtp.dkim.{key}"
-            )
+            raise model.SettingsError(f"smtp.dkim.{key}", "must be set before a key is made")
     private_key = dkimkey.generate(algorithm)
-    patch = {"smtp": {"dkim": {"private_key": private_key}}}
-    updated = model.apply_patch(settings, patch)
+    updated = model.apply_patch(settings, {"smtp": {"dkim": {"private_key": private_key}}})
     store.save(updated)
-    return asdict(dkimkey.dns_record(updated.smtp.dkim))
+    return dkimkey.dns_record(updated.smtp.dkim)
 
 
 def _configured(settings: model.Settings, status: int) -> model.Dkim:
