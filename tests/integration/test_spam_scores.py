@@ -6,40 +6,31 @@ prints the table of scores."""
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
-import math
-import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from doormail.app import Paths, Service, build_service
-from doormail.applytest import apply_test_mail
-from doormail.pipeline import snapshots as taking
-from doormail.pipeline.prepare import prepare_message
+from doormail.app import Service
 from doormail.web.app import create_app
 from tests.conftest import ADMIN_PASSWORD, basic_auth, free_port
-from tests.every_kind import address, make_every_kind
+from tests.every_kind import (
+    Clock,
+    apply_and_test_bytes,
+    clocked_service,
+    make_burst_summary,
+    make_digest,
+    make_every_kind,
+)
 from tests.spamassassin import Score
 
 pytestmark = pytest.mark.integration
 
-HOUR = 3600.0
 MAX_SCORE = 1.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = math.floor(time.time() / HOUR) * HOUR + 2 * HOUR + 10
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -49,9 +40,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def service(data_dir: Path, clock: Clock) -> Service:
-    built = build_service(Paths.resolve(str(data_dir)), clock=clock)
-    built.accounts.ensure_admin(ADMIN_PASSWORD)
-    return built
+    return clocked_service(data_dir, clock)
 
 
 @pytest.fixture
@@ -71,53 +60,6 @@ def outbox_bytes(api: TestClient, outbox_id: str) -> bytes:
     return reply.content
 
 
-def apply_and_test_mail(service: Service) -> bytes:
-    settings = service.settings.load()
-    mail = apply_test_mail(settings, "installer@example.com", time.time())
-    pictures = asyncio.run(taking.take(service.camera, [mail]))
-    at = datetime.now(UTC)
-    return prepare_message(mail, settings, pictures, event_id="test-0", at=at).data
-
-
-def digest(api: TestClient, service: Service, clock: Clock, pictures: bool) -> bytes:
-    """A digest of two held tamper mails (the cap is one an hour)."""
-    to = address("digest")
-    tab = {"to": to, "tamper": {"enabled": True},
-           "snapshots": {"attach": pictures, "count": 1, "resolution": "640x480"}}
-    api.patch("/api/config", json={"email_on_event": tab,
-                                   "limits": {"per_recipient_per_hour": 1}})
-    for _ in range(3):
-        assert api.post("/api/events", json={"type": "tamper.activated"}).status_code == 202
-        clock.now += 60
-    clock.now = math.floor(clock.now / HOUR) * HOUR + HOUR + 1
-    return _made(api, service, to, "digest")
-
-
-def burst_summary(api: TestClient, service: Service, clock: Clock, pictures: bool) -> bytes:
-    """A burst summary of two denied cards (the burst is one)."""
-    to = address("burst")
-    tab = {"send": "denied", "default_to": to,
-           "snapshots": {"attach": pictures, "count": 1, "resolution": "640x480"}}
-    api.patch("/api/config", json={"email_on_access": tab,
-                                   "limits": {"per_recipient_per_hour": 0,
-                                              "access_denied_burst": 1}})
-    for _ in range(3):
-        event = {"type": "access", "auth_type": "card", "auth_id": "00DEADBEEF",
-                 "device": "Gate"}
-        assert api.post("/api/events", json=event).status_code == 202
-        clock.now += 1
-    clock.now += 61
-    summary = _made(api, service, to, "burst_summary")
-    api.patch("/api/config", json={"limits": {"access_denied_burst": 0}})
-    return summary
-
-
-def _made(api: TestClient, service: Service, to: str, kind: str) -> bytes:
-    service.digests.make_due()
-    [item] = [i for i in service.outbox.page(limit=500).items if i.to == to and i.kind == kind]
-    return outbox_bytes(api, item.id)
-
-
 def defects(data: bytes) -> list[str]:
     parsed = email.message_from_bytes(data, policy=email.policy.default)
     found: list[str] = []
@@ -135,9 +77,12 @@ def test_every_kind_of_mail_scores_at_most_one_and_parses_without_defects(
         suffix = "+snapshots" if pictures else ""
         for made in make_every_kind(api, snapshots=pictures):
             mails[made.kind + suffix] = outbox_bytes(api, made.outbox_id)
-        mails["digest" + suffix] = digest(api, service, clock, pictures)
-        mails["burst_summary" + suffix] = burst_summary(api, service, clock, pictures)
-    mails["test_email+snapshots"] = apply_and_test_mail(service)
+        for made in (
+            make_digest(api, service, clock, snapshots=pictures),
+            make_burst_summary(api, service, clock, snapshots=pictures),
+        ):
+            mails[made.kind + suffix] = outbox_bytes(api, made.outbox_id)
+    mails["test_email+snapshots"] = apply_and_test_bytes(service, "installer@example.com")
     table = {kind: spamassassin(data) for kind, data in sorted(mails.items())}
     print("\nSpamAssassin score per kind of mail (local tests, Bayes off):")
     for kind, scored in table.items():
