@@ -17,10 +17,12 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from sqlalchemy import Engine
 
 from doormail.app import Paths, Service, build_service
 from doormail.events import parse_event
 from doormail.settings import apply_patch
+from doormail.store import metadata
 from tests.conftest import free_port
 from tests.scripted_smtp import Scripted
 
@@ -53,9 +55,25 @@ def smtp_server() -> Iterator[tuple[Scripted, int]]:
         controller.stop()
 
 
-def start(data: Path, clock: Clock, config: dict[str, Any] | None = None) -> Service:
-    """doormail (its parts, without the web side) on `data`, as a new process would build it."""
-    service = build_service(Paths.resolve(str(data)), clock=clock)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, str | None]:
+    """The data folder and the database URL doormail is started with: its own SQLite in the
+    folder, or an emptied PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "data", None
+    shared: Engine = request.getfixturevalue("postgres_engine")
+    with shared.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            if table.name != "alembic_version":
+                connection.execute(table.delete())
+    return tmp_path / "data", shared.url.render_as_string(hide_password=False)
+
+
+def start(
+    database: tuple[Path, str | None], clock: Clock, config: dict[str, Any] | None = None
+) -> Service:
+    """doormail (its parts, without the web side) on `database`, as a new process builds it."""
+    service = build_service(Paths.resolve(str(database[0]), database[1]), clock=clock)
     if config is not None:
         service.settings.save(apply_patch(service.settings.load(), config))
     return service
@@ -91,13 +109,13 @@ def listed(message: EmailMessage) -> list[str]:
 
 
 async def test_thirty_mails_in_an_hour_with_a_cap_of_ten_are_ten_mails_and_one_digest(
-    tmp_path: Path, clock: Clock, smtp_server: tuple[Scripted, int]
+    database: tuple[Path, str | None], clock: Clock, smtp_server: tuple[Scripted, int]
 ) -> None:
     handler, port = smtp_server
     tamper = {"to": "guard@example.com", "tamper": {"enabled": True},
               "snapshots": {"attach": True, "count": 1, "resolution": "320x240"}}
     tabs = {"email_on_event": tamper, "limits": {"per_recipient_per_hour": 10}}
-    first = start(tmp_path / "data", clock, config(port, **tabs))
+    first = start(database, clock, config(port, **tabs))
     statuses = []
     for _ in range(15):
         statuses += [m["status"] for m in await post(first, {"type": "tamper.activated"})]
@@ -106,7 +124,7 @@ async def test_thirty_mails_in_an_hour_with_a_cap_of_ten_are_ten_mails_and_one_d
     await first.worker.drain()
     stop(first)  # doormail restarts with 5 mails held
 
-    second = start(tmp_path / "data", clock)
+    second = start(database, clock)
     for _ in range(15):
         statuses += [m["status"] for m in await post(second, {"type": "tamper.activated"})]
         clock.now += 60
@@ -133,12 +151,12 @@ async def test_thirty_mails_in_an_hour_with_a_cap_of_ten_are_ten_mails_and_one_d
 
 
 async def test_fifty_denied_cards_in_thirty_seconds_with_a_burst_of_five_are_five_mails_and_one_summary(
-    tmp_path: Path, clock: Clock, smtp_server: tuple[Scripted, int]
+    database: tuple[Path, str | None], clock: Clock, smtp_server: tuple[Scripted, int]
 ) -> None:
     handler, port = smtp_server
     access = {"send": "denied", "default_to": "security@example.com"}
     tabs = {"email_on_access": access, "limits": {"access_denied_burst": 5}}
-    first = start(tmp_path / "data", clock, config(port, **tabs))
+    first = start(database, clock, config(port, **tabs))
     card = {"type": "access", "auth_type": "card", "auth_id": "00DEADBEEF"}
     statuses = []
     for _ in range(25):
@@ -148,7 +166,7 @@ async def test_fifty_denied_cards_in_thirty_seconds_with_a_burst_of_five_are_fiv
     await first.worker.drain()
     stop(first)
 
-    second = start(tmp_path / "data", clock)
+    second = start(database, clock)
     for _ in range(25):
         statuses += [m["status"] for m in await post(second, card)]
         clock.now += 0.6
@@ -174,11 +192,11 @@ async def test_fifty_denied_cards_in_thirty_seconds_with_a_burst_of_five_are_fiv
 
 
 async def test_a_burst_that_goes_on_is_summarised_ten_minutes_after_its_first_collected(
-    tmp_path: Path, clock: Clock, smtp_server: tuple[Scripted, int]
+    database: tuple[Path, str | None], clock: Clock, smtp_server: tuple[Scripted, int]
 ) -> None:
     _, port = smtp_server
     access = {"send": "denied", "default_to": "security@example.com"}
-    service = start(tmp_path / "data", clock,
+    service = start(database, clock,
                     config(port, email_on_access=access, limits={"access_denied_burst": 2}))
     card = {"type": "access", "auth_type": "card", "auth_id": "00DEADBEEF"}
     for _ in range(3):
