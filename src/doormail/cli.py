@@ -404,7 +404,7 @@ async def _print_test_run(service: Service, run: TestRun) -> None:
 def outbox_command(
     status: Annotated[
         str | None,
-        typer.Option("--status", help="queued | sending | sent | failed | expired (default all)"),
+        typer.Option("--status", help="queued | sending | sent | failed | expired | held (default all)"),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", help="how many, newest first")] = 100,
     data: DataOption = None,
@@ -424,7 +424,7 @@ def outbox_table(items: list[OutboxItem]) -> Table:
     """Outbox entries as a Rich table: when, state, attempts, whom, what, and the last word."""
     from datetime import datetime
 
-    colours = {"sent": "green", "failed": "red", "expired": "red", "sending": "cyan", "held": "yellow"}
+    colours = {"sent": "green", "failed": "red", "expired": "red", "sending": "cyan"}
     table = Table("id", "created", "status", "tries", "kind", "to", "subject", "server / error")
     for item in items:
         colour = colours.get(item.status, "yellow")
