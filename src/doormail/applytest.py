@@ -241,7 +241,7 @@ async def _signed(run: TestRun, data: bytes) -> bytes:
         return data
     try:
         signed = await asyncio.to_thread(dkimkey.sign, data, dkim)
-    except dkimkey.DkimKeyError as error:
+    except dkimkey.DkimError as error:
         raise PermanentDeliveryError(
             f"the message could not be DKIM-signed: {error}",
             hint="generate a key on the SMTP tab (or POST /api/dkim/key)",

@@ -40,8 +40,9 @@ TxtLookup = Callable[[str], str | None]
 NOT_PUBLISHED = "not published yet"
 
 
-class DkimKeyError(ValueError):
-    """The stored key cannot sign (not a PEM RSA or Ed25519 private key)."""
+class DkimError(ValueError):
+    """A message cannot be signed: the stored key is not a PEM RSA or Ed25519 private key, or
+    the message is not one DKIM can sign (no From header, say)."""
 
 
 class DkimLookupError(OSError):
@@ -94,18 +95,18 @@ def _load(private_key: str) -> rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(private_key.encode("ascii"), password=None)
     except (ValueError, TypeError, UnicodeEncodeError) as error:
-        raise DkimKeyError(f"not a PEM private key without a passphrase: {error}") from None
+        raise DkimError(f"not a PEM private key without a passphrase: {error}") from None
     if isinstance(key, rsa.RSAPrivateKey):
         if key.key_size < 1024:
-            raise DkimKeyError("an RSA key for DKIM needs at least 1024 bits (RFC 8301)")
+            raise DkimError("an RSA key for DKIM needs at least 1024 bits (RFC 8301)")
         return key
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key
-    raise DkimKeyError("DKIM signs with an RSA or an Ed25519 key")
+    raise DkimError("DKIM signs with an RSA or an Ed25519 key")
 
 
 def validate(private_key: str) -> None:
-    """Raise DkimKeyError unless `private_key` can sign."""
+    """Raise DkimError unless `private_key` can sign."""
     _load(private_key)
 
 
@@ -167,15 +168,18 @@ def sign(data: bytes, settings: Dkim) -> bytes:
         secret = base64.b64encode(seed)
     present = _header_names(data)
     headers = [name.encode("ascii") for name in SIGNED_HEADERS if name.lower() in present]
-    signature = dkim.sign(
-        data,
-        settings.selector.encode("ascii"),
-        settings.domain.encode("ascii"),
-        secret,
-        canonicalize=(b"relaxed", b"relaxed"),
-        signature_algorithm=algorithm,
-        include_headers=headers,
-    )
+    try:
+        signature = dkim.sign(
+            data,
+            settings.selector.encode("ascii"),
+            settings.domain.encode("ascii"),
+            secret,
+            canonicalize=(b"relaxed", b"relaxed"),
+            signature_algorithm=algorithm,
+            include_headers=headers,
+        )
+    except dkim.DKIMException as error:
+        raise DkimError(str(error)) from None
     return bytes(signature) + data
 
 

@@ -25,7 +25,7 @@ from doormail.delivery.session import (
     SmtpSession,
     TemporaryDeliveryError,
 )
-from doormail.dkimkey import DkimKeyError
+from doormail.dkimkey import DkimError
 from doormail.outbox import Claimed, Outcome, Queue
 from doormail.settings import Smtp
 
@@ -387,7 +387,7 @@ class DeliveryWorker:
         session = connection.session
         try:
             data = await _signed(item.data, connection.smtp)
-        except DkimKeyError as error:
+        except DkimError as error:
             return _outcome_of(item, _unsignable(error)), None
         then = None
         if following is not None:
@@ -428,7 +428,7 @@ async def _signed(data: bytes, smtp: Smtp) -> bytes:
     return await asyncio.to_thread(dkimkey.sign, data, smtp.dkim)
 
 
-def _unsignable(error: DkimKeyError) -> DeliveryError:
+def _unsignable(error: DkimError) -> DeliveryError:
     return PermanentDeliveryError(
         f"the message could not be DKIM-signed: {error}",
         hint="generate a key (POST /api/dkim/key) or store a PEM RSA or Ed25519 key in "
