@@ -5,6 +5,7 @@ bytes it is handed; it does not know where they go or how they were built."""
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -145,27 +146,8 @@ def sign(data: bytes, settings: Dkim) -> bytes:
     """`data` with a DKIM-Signature header in front: relaxed/relaxed, rsa-sha256 or
     ed25519-sha256 after the key's type."""
     import dkim
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
 
-    key = _load(settings.private_key)
-    if isinstance(key, rsa.RSAPrivateKey):
-        algorithm = b"rsa-sha256"
-        # dkimpy reads the traditional PKCS#1 form.
-        secret = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    else:
-        algorithm = b"ed25519-sha256"
-        # dkimpy (through PyNaCl) takes the 32-byte seed, base64.
-        seed = key.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-        secret = base64.b64encode(seed)
+    algorithm, secret = _signing_key(settings.private_key)
     present = _header_names(data)
     headers = [name.encode("ascii") for name in SIGNED_HEADERS if name.lower() in present]
     try:
@@ -181,6 +163,29 @@ def sign(data: bytes, settings: Dkim) -> bytes:
     except dkim.DKIMException as error:
         raise DkimError(str(error)) from None
     return bytes(signature) + data
+
+
+@functools.lru_cache(maxsize=4)
+def _signing_key(private_key: str) -> tuple[bytes, bytes]:
+    """The signature algorithm and the key in the form dkimpy reads. Kept for the next mail:
+    loading a PEM RSA key (cryptography checks it) costs about a hundred times the signature."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = _load(private_key)
+    if isinstance(key, rsa.RSAPrivateKey):
+        # dkimpy reads the traditional PKCS#1 form.
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+        return b"rsa-sha256", pem
+    # dkimpy (through PyNaCl) takes the 32-byte seed, base64.
+    seed = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return b"ed25519-sha256", base64.b64encode(seed)
 
 
 def _header_names(data: bytes) -> set[str]:
