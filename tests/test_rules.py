@@ -315,9 +315,14 @@ def test_access_validity_and_user_come_from_the_event_when_given(users: UserLook
     assert decision.mails[0].values["User"] == "Bob Marek"
 
 
+def test_a_denied_access_is_marked_denied_for_flood_control(users: UserLookup) -> None:
+    assert decide(users, access("FFFFFFFFFF")).denied
+    assert not decide(users, access("unknown-tag", "bluetooth", valid=True, user="u-bob")).denied
+
+
 def test_access_no_recipient_no_mail(users: UserLookup) -> None:
     decision = decide(users, access("FFFFFFFFFF"), settings(email_on_access__default_to=""))
-    assert decision == rules.Decision((), "no recipient")
+    assert decision == rules.Decision((), "no recipient", denied=True)
 
 
 @pytest.mark.parametrize(

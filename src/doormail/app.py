@@ -5,6 +5,7 @@ it uses. Nothing here decides or delivers; only the entry points (web, cli) read
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +19,12 @@ from doormail.applytest import SmtpTests
 from doormail.camera.service import CameraService
 from doormail.certificates import Certificates
 from doormail.delivery.worker import DeliveryWorker
+from doormail.dkimkey import TxtLookup, lookup_txt
 from doormail.metrics import Metrics
 from doormail.outbox import Admin, Queue
 from doormail.outbox.server import ServerWatch
 from doormail.pipeline.commit import Committer
+from doormail.pipeline.digest import Digests
 from doormail.pipeline.intake import Intake
 from doormail.store import datafolder, open_engine
 from doormail.store.engine import sqlite_url
@@ -68,12 +71,18 @@ class Service:
     worker: DeliveryWorker
     intake: Intake
     smtp_tests: SmtpTests
+    digests: Digests
     runners: tuple[Runner, ...]
+    # How GET /api/dkim/check reads DNS (a test hands in its own zone).
+    dkim_lookup: TxtLookup = lookup_txt
 
 
-def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
+def build_service(
+    paths: Paths, *, first_start_apart: bool = False, clock: Callable[[], float] = time.time
+) -> Service:
     """Open the database, do the first start's work when it is due (in a child process when
-    `first_start_apart`, as a long-running service does) and build the service's parts."""
+    `first_start_apart`, as a long-running service does) and build the service's parts.
+    `clock` is what the outbox and flood control take as now (a test's hours pass at once)."""
     datafolder.make_private(paths.data_dir)
     engine = open_engine(paths.database_url)
     if not firststart.is_done(engine, paths.data_dir):
@@ -87,7 +96,7 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
     users = UserStore(engine)
     camera = CameraService(settings.load)
     metrics = Metrics()
-    queue = Queue(engine, metrics=metrics)
+    queue = Queue(engine, metrics=metrics, clock=clock)
     outbox = Admin(engine)
     metrics.watch_outbox(outbox.counts)
     metrics.watch_server(server.read)
@@ -100,7 +109,10 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
         server.retry_now()
         worker.notify()
 
-    committer = Committer(engine, queue, observe_lock=metrics.commit_lock_seconds.observe)
+    committer = Committer(
+        engine, queue, observe_lock=metrics.commit_lock_seconds.observe, clock=clock
+    )
+    digests = Digests(engine, queue, settings.load, worker.notify, clock=clock)
     intake = Intake(
         load_settings=settings.load,
         users=users.reader,
@@ -124,5 +136,6 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
         worker=worker,
         intake=intake,
         smtp_tests=SmtpTests(settings.load, certificates.tls_context, camera),
-        runners=(worker.run, camera.run),
+        digests=digests,
+        runners=(worker.run, camera.run, digests.run),
     )

@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from doormail import placeholders
+from doormail import dkimkey, placeholders
 from doormail import settings as model
 from doormail.camera import SnapshotSource
 from doormail.certificates import CertificateError
-from doormail.delivery.errors import DeliveryError
+from doormail.delivery.errors import DeliveryError, PermanentDeliveryError
 from doormail.delivery.session import SmtpSession
 from doormail.destinations import Unbound
 from doormail.pipeline import snapshots
@@ -217,6 +217,7 @@ class SmtpTests:
             f"test e-mail to {run.to}: {len(message.data)} bytes, "
             f"{shown} snapshot ({SNAPSHOT_WIDTH}x{SNAPSHOT_HEIGHT})",
         )
+        data = await _signed(run, message.data)
         async with SmtpSession(
             settings.smtp,
             run.tls_context,
@@ -224,12 +225,35 @@ class SmtpTests:
             timeout=self._timeout,
             withheld=run.withheld,
         ) as session:
-            await session.send(message.sender, message.recipient, message.data)
+            await session.send(message.sender, message.recipient, data)
 
     def _remember(self, run: TestRun) -> None:
         self._runs[run.id] = run
         while len(self._runs) > self._keep:
             self._runs.popitem(last=False)
+
+
+async def _signed(run: TestRun, data: bytes) -> bytes:
+    """The test e-mail signed as the worker signs every mail, and the signature reported."""
+    dkim = run.settings.smtp.dkim
+    if not dkim.enabled:
+        run.add("dkim", "not signed: DKIM signing (smtp.dkim.enabled) is off")
+        return data
+    try:
+        signed = await asyncio.to_thread(dkimkey.sign, data, dkim)
+    except dkimkey.DkimError as error:
+        raise PermanentDeliveryError(
+            f"the message could not be DKIM-signed: {error}",
+            hint="generate a key on the SMTP tab (or POST /api/dkim/key)",
+            stage="unknown",
+        ) from None
+    tags = dkimkey.signature_tags(signed)
+    run.add(
+        "dkim",
+        f"signed: a={tags.get('a')}, c={tags.get('c')}, d={tags.get('d')}, s={tags.get('s')},"
+        f" h={tags.get('h')}; the receiver looks the key up at {dkimkey.dns_name(dkim)}",
+    )
+    return signed
 
 
 def apply_test_mail(settings: model.Settings, to: str, now: float) -> Mail:

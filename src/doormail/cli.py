@@ -409,7 +409,7 @@ def outbox_command(
     context: typer.Context,
     status: Annotated[
         str | None,
-        typer.Option("--status", help="queued | sending | sent | failed | expired (default all)"),
+        typer.Option("--status", help="queued | sending | sent | failed | expired | held (default all)"),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", help="how many, newest first")] = 100,
     data: DataOption = None,

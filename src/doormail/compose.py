@@ -132,7 +132,10 @@ def _header_fields(
         # RFC 5322 3.6.2: when the author is not the mailbox that sends, Sender names the latter.
         fields.append(("Sender", envelope))
     fields += [
-        ("To", recipient),
+        # In angle brackets: a bare address beside an HTML body with one picture is a spam
+        # sign to SpamAssassin (TO_NO_BRKTS_HTML_IMG, 1.0 point); `<addr>` is the same
+        # mailbox (RFC 5322 3.4, an angle-addr without a display name).
+        ("To", f"<{recipient}>"),
         ("Subject", _text("Subject", subject)),
         ("Date", date),
         ("Message-ID", message_id),

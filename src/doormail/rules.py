@@ -59,6 +59,8 @@ class Decision:
 
     mails: tuple[Mail, ...]
     reason: str | None
+    # A denied access (flood control counts those per device).
+    denied: bool = False
 
     @classmethod
     def none(cls, reason: str) -> Decision:
@@ -208,7 +210,8 @@ def access_mails(event: Access, settings: Settings, users: UserLookup) -> Decisi
         Context("access", settings, event.at, event, user=user, valid=valid)
     )
     addresses = access_recipients(settings, user, valid)
-    return one_mail_per_address(letter, ((address, values) for address in addresses))
+    decided = one_mail_per_address(letter, ((address, values) for address in addresses))
+    return replace(decided, denied=not valid)
 
 
 def access_user(event: Access, users: UserLookup) -> User | None:

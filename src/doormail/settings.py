@@ -54,6 +54,25 @@ _HOST = re.compile(
 )
 
 
+_DNS_NAME = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_\-]*[A-Za-z0-9])?(\.[A-Za-z0-9_]([A-Za-z0-9_\-]*[A-Za-z0-9])?)*$")
+
+
+def _check_dkim_key(pem: str) -> None:
+    """Refuse a DKIM key that cannot sign: PEM, no passphrase, RSA of 1024 bits at least
+    (RFC 8301) or Ed25519 (RFC 8463)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    try:
+        key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"is not a PEM private key without a passphrase ({error})") from None
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < 1024:
+        raise ValueError("an RSA key for DKIM needs at least 1024 bits (RFC 8301)")
+    if not isinstance(key, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
+        raise ValueError("DKIM signs with an RSA or an Ed25519 key")
+
+
 class SettingsError(ValueError):
     """A configuration value that cannot be accepted; `field` is its dotted path."""
 
@@ -214,6 +233,21 @@ class Dkim(_Section):
     private_key: str = Field(
         "", title="DKIM Private Key", description="The PEM private key for the selector."
     )
+
+    @field_validator("domain", "selector")
+    @classmethod
+    def _dns_labels(cls, value: str) -> str:
+        value = value.strip()
+        if value and not _DNS_NAME.match(value):
+            raise ValueError(f"{value!r} is not a DNS name (letters, digits, - and .)")
+        return value
+
+    @field_validator("private_key")
+    @classmethod
+    def _signing_key(cls, value: str) -> str:
+        if value:
+            _check_dkim_key(value)
+        return value
 
 
 class Smtp(_Section):

@@ -276,6 +276,7 @@ def _workflow(
     assert moved.status_code == 422
     seen.add("a server change without the password", moved)
 
+    seen.add("the DKIM record", admin.get("/api/dkim/key"))
     token = admin.get("/api/tokens")  # the door station's token is made by the CLI below
     seen.add("tokens", token)
     event = admin.post("/api/events", json={"type": "tamper.activated"})

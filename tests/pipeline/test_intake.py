@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 from email.message import Message
+from email.utils import parseaddr
 from typing import Any
 
 import pytest
@@ -54,7 +55,7 @@ async def test_each_mail_is_queued_before_the_event_is_answered(configured: Serv
         stored = configured.outbox.get(item["id"])
         assert stored is not None and stored.to == item["to"] and stored.kind == "call"
     messages = queued(configured, "call-1")
-    assert [m["To"] for m in messages] == ["a@work.example", "alice@example.com"]
+    assert [parseaddr(m["To"])[1] for m in messages] == ["a@work.example", "alice@example.com"]
     assert all(m["Subject"].startswith("Front door: call to 101") for m in messages)
     assert all(m["X-Doormail-Event"] == "call-1" for m in messages)
 
@@ -155,7 +156,7 @@ async def test_a_send_email_order_is_queued_without_an_event_row(configured: Ser
     order = rules.SendEmail(("alice@example.com", "desk@example.com"), subject="Parcel")
     accepted = await configured.intake.send_email(order)
     assert accepted.event_id.startswith("send-email-")
-    assert [m["To"] for m in queued(configured, accepted.event_id)] == [
+    assert [parseaddr(m["To"])[1] for m in queued(configured, accepted.event_id)] == [
         "alice@example.com",
         "desk@example.com",
     ]

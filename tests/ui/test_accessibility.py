@@ -41,6 +41,10 @@ def examples(served: RunningService) -> dict[str, str]:
         assert queued.status_code == 202, queued.text
         disabled = {"smtp": {"enabled": False}}
         assert client.patch("/api/config", json=disabled).status_code == 200
+        # A DKIM key, so that the SMTP tab shows its record to publish.
+        dkim = {"smtp": {"dkim": {"domain": "example.com", "selector": "door"}}}
+        assert client.patch("/api/config", json=dkim).status_code == 200
+        assert client.post("/api/dkim/key", json={"algorithm": "rsa"}).status_code == 200
     return {"user": SAMPLE_USERS[0]["id"], "mail": queued.json()["emails"][0]["id"]}
 
 

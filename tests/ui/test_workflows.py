@@ -181,7 +181,7 @@ def test_a_missed_call_mail_reaches_the_outbox_and_the_maildir(
     expect(page.locator("[data-item-status]")).to_have_text("sent")
     expect(page.locator("dl.headers")).to_contain_text(address)
     source = page.locator("[data-source]").text_content() or ""
-    assert "Message-ID:" in source and f"To: {address}" in source
+    assert "Message-ID:" in source and f"To: <{address}>" in source
 
     delivered = lab.mail_to(address, timeout=20)
     assert delivered["Message-ID"] in source

@@ -7,13 +7,16 @@ stores and hands out mail; it never speaks SMTP."""
 
 from doormail.outbox.admin import Admin, InvalidQuery, NotRetryable, Page, UnknownMessage
 from doormail.outbox.items import OutboxError, OutboxItem
-from doormail.outbox.queue import Claimed, Queue
+from doormail.outbox.queue import DIGEST_KINDS, Claimed, HeldMail, Hold, Queue
 from doormail.outbox.transitions import STATUSES, Outcome, RetryPolicy, Status
 
 __all__ = [
+    "DIGEST_KINDS",
     "STATUSES",
     "Admin",
     "Claimed",
+    "HeldMail",
+    "Hold",
     "InvalidQuery",
     "NotRetryable",
     "OutboxError",

@@ -34,6 +34,29 @@ from doormail.store import crash_safe, reading
 from doormail.store.tables import outbox as table
 from doormail.store.tables import outbox_messages as bodies
 
+# The kinds of mail that carry `held` ones (flood control): a held mail ends as its digest does.
+DIGEST_KINDS = ("digest", "burst_summary")
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Flood control's word on a mail being enqueued: held for the digest `group` (the event id
+    the digest will have), which is due at `until`."""
+
+    group: str
+    until: float
+
+
+@dataclass(frozen=True)
+class HeldMail:
+    """A held mail as its digest lists it."""
+
+    id: str
+    kind: str
+    created_at: float
+    subject: str
+    data: bytes
+
 
 @dataclass(frozen=True)
 class Claimed:
@@ -125,6 +148,7 @@ class Queue:
         now: float | None = None,
         *,
         ids: Sequence[str] | None = None,
+        holds: Sequence[Hold | None] | None = None,
     ) -> list[OutboxItem]:
         """Queue `messages` inside the caller's transaction, so that they commit together with
         whatever caused them; `ids` names the new entries when the caller chose them (to name
@@ -140,6 +164,9 @@ class Queue:
             _row(id, message, now, now + deliver_in)
             for id, message in zip(ids, messages, strict=True)
         ]
+        for row, hold in zip(rows, holds or (), strict=False):
+            if hold is not None:
+                row.update(status="held", hold_group=hold.group, next_attempt_at=hold.until)
         statement = _INSERT_NEW.get(connection.dialect.name, _INSERT)
         fresh = set(connection.execute(statement, rows).scalars())
         new = [(row, m) for row, m in zip(rows, messages, strict=True) if row["id"] in fresh]
@@ -158,6 +185,83 @@ class Queue:
             for row, _ in new:
                 self._metrics.mails_queued.labels(kind=row["kind"]).inc()
         return items
+
+    # --- flood control (the deciding side's counts, the digests) -----------------------------
+
+    def mailed_since(
+        self, connection: Connection, recipients: Iterable[str], since: float
+    ) -> dict[str, int]:
+        """How many mails to each of `recipients` were queued as usual (not held, no digest)
+        from `since` on, read inside the caller's transaction."""
+        rows = connection.execute(
+            select(table.c.recipient, func.count())
+            .where(
+                table.c.recipient.in_(set(recipients)),
+                table.c.created_at >= since,
+                table.c.hold_group.is_(None),
+                table.c.kind.not_in(DIGEST_KINDS),
+            )
+            .group_by(table.c.recipient)
+        )
+        return {str(recipient): int(count) for recipient, count in rows}
+
+    def extend_hold(self, connection: Connection, group: str, until: float) -> None:
+        """Make the mails held for `group` (not yet in a digest) due at `until`."""
+        connection.execute(
+            update(table)
+            .where(
+                table.c.hold_group == group,
+                table.c.status == "held",
+                table.c.digest_id.is_(None),
+            )
+            .values(next_attempt_at=until)
+        )
+
+    def held_groups_due(self, now: float | None = None) -> list[tuple[str, str]]:
+        """The (group, recipient) pairs whose digest is due: every mail of it held till now."""
+        now = self._clock() if now is None else now
+        with reading(self._engine) as connection:
+            rows = connection.execute(
+                select(table.c.hold_group, table.c.recipient)
+                .where(table.c.status == "held", table.c.digest_id.is_(None))
+                .group_by(table.c.hold_group, table.c.recipient)
+                .having(func.max(table.c.next_attempt_at) <= now)
+            )
+            return [(str(group), str(recipient)) for group, recipient in rows]
+
+    def held_mail(self, group: str, recipient: str) -> list[HeldMail]:
+        """The mails held for `group` to `recipient` and not yet in a digest, oldest first."""
+        with reading(self._engine) as connection:
+            rows = list(
+                connection.execute(
+                    select(table.c.id, table.c.kind, table.c.created_at, table.c.subject)
+                    .where(
+                        table.c.hold_group == group,
+                        table.c.recipient == recipient,
+                        table.c.status == "held",
+                        table.c.digest_id.is_(None),
+                    )
+                    .order_by(table.c.created_at, table.c.id)
+                )
+            )
+            data = _bodies(connection, [row.id for row in rows])
+        return [HeldMail(r.id, r.kind, r.created_at, r.subject, data[r.id]) for r in rows]
+
+    def attach_digest(
+        self, connection: Connection, digest_id: str, held: Iterable[str]
+    ) -> int:
+        """Name `digest_id` as the digest of the `held` mails (still held, in no digest yet);
+        how many they were."""
+        result = connection.execute(
+            update(table)
+            .where(
+                table.c.id.in_(list(held)),
+                table.c.status == "held",
+                table.c.digest_id.is_(None),
+            )
+            .values(digest_id=digest_id)
+        )
+        return int(result.rowcount)
 
     # --- the delivering side ----------------------------------------------------------------
 
@@ -292,6 +396,7 @@ class Queue:
                 # One statement for the whole batch (executemany): a fast server must not
                 # wait for the disk once per mail.
                 connection.execute(_RECORD, [_parameters(row.id, c) for row, c in changes])
+                _settle_digested(connection, changes)
         self._count_changes(changes, now)
         return statuses
 
@@ -346,6 +451,26 @@ class Queue:
         return None if value is None else float(value)
 
 
+def _settle_digested(connection: Connection, changes: Sequence[tuple[Any, Change]]) -> None:
+    """The held mails of a digest that has ended end as it did (sent, failed or expired)."""
+    ended = [
+        (row.id, change)
+        for row, change in changes
+        if row.kind in DIGEST_KINDS and change.status in ("sent", "failed", "expired")
+    ]
+    for digest_id, change in ended:
+        connection.execute(
+            update(table)
+            .where(table.c.digest_id == digest_id, table.c.status == "held")
+            .values(
+                status=change.status,
+                sent_at=change.sent_at,
+                smtp_reply=change.reply,
+                last_error=change.error,
+            )
+        )
+
+
 def _row(id: str, message: OutgoingMessage, now: float, deliver_by: float) -> dict[str, Any]:
     return {
         "id": id,
@@ -360,6 +485,7 @@ def _row(id: str, message: OutgoingMessage, now: float, deliver_by: float) -> di
         "created_at": now,
         "deliver_by": deliver_by,
         "next_attempt_at": now,
+        "hold_group": None,
     }
 
 

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-# queued → sending → sent | failed | expired (SPEC section 8).
-Status = Literal["queued", "sending", "sent", "failed", "expired"]
-STATUSES: tuple[Status, ...] = ("queued", "sending", "sent", "failed", "expired")
+# queued → sending → sent | failed | expired (SPEC section 8); held (flood control, section 9)
+# until its digest goes out, then as its digest ends.
+Status = Literal["queued", "sending", "sent", "failed", "expired", "held"]
+STATUSES: tuple[Status, ...] = ("queued", "sending", "sent", "failed", "expired", "held")
 # The states a mail may be sent again from by hand.
 RETRYABLE: tuple[Status, ...] = ("failed", "expired")
 

@@ -24,7 +24,8 @@ from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, up
 from sqlalchemy.dialects import postgresql, sqlite
 
 from doormail.mail import OutgoingMessage
-from doormail.outbox import OutboxItem, Queue
+from doormail.outbox import Hold, OutboxItem, Queue
+from doormail.pipeline.flood import Flood, FloodControl
 from doormail.store import reading, tables
 
 # A call that rang but never ended is forgotten after this long.
@@ -105,6 +106,8 @@ class Entry:
     deliver_in: float
     reason: str | None = None
     call: CallMemory | None = None
+    # The limits it was decided under (flood control may hold its mails), None: no limits.
+    flood: Flood | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class _Plan:
     def __init__(self, entry: Entry) -> None:
         self.entry = entry
         self.ids = [uuid.uuid4().hex for _ in entry.messages]
+        self.holds: list[Hold | None] = [None] * len(entry.messages)
         emails = tuple(
             Queued(id, message.recipient, "queued")
             for id, message in zip(self.ids, entry.messages, strict=True)
@@ -177,6 +181,7 @@ class Committer:
         self._more = threading.Condition()
         self._writing = False
         self._event_insert = _event_insert(engine.dialect.name)
+        self._flood = FloodControl(queue)
 
     # --- reading, before deciding ---------------------------------------------------------
 
@@ -276,6 +281,7 @@ class Committer:
             if plan.entry.event_type is None
             or (first[plan.entry.event_id] is plan and plan.entry.event_id in new)
         ]
+        self._hold(connection, writing, now)
         self._enqueue(connection, writing, now)
         _remember(connection, [plan.entry.call for plan in writing if plan.entry.call], now)
         answers = []
@@ -291,6 +297,17 @@ class Committer:
                 raise RuntimeError(f"event {event_id!r} was neither written nor found")
         return answers
 
+    def _hold(self, connection: Connection, plans: Sequence[_Plan], now: float) -> None:
+        """Flood control's word on each message of the plans whose limits are set."""
+        flooding = [p for p in plans if p.entry.messages and p.entry.flood and p.entry.flood.active]
+        if not flooding:
+            return
+        entries = [(p.entry.event_id, p.entry.flood, p.entry.messages) for p in flooding]
+        for plan, holds in zip(
+            flooding, self._flood.holds(connection, entries, now), strict=True
+        ):
+            plan.holds = holds
+
     def _enqueue(self, connection: Connection, plans: Sequence[_Plan], now: float) -> None:
         """The plans' messages into the outbox, one statement per deadline (they share one)."""
         by_deadline: dict[float, list[_Plan]] = {}
@@ -300,7 +317,10 @@ class Committer:
         for deliver_in, sharing in by_deadline.items():
             messages = [message for plan in sharing for message in plan.entry.messages]
             ids = [id for plan in sharing for id in plan.ids]
-            items = iter(self._queue.enqueue(connection, messages, deliver_in, now, ids=ids))
+            holds = [hold for plan in sharing for hold in plan.holds]
+            items = iter(
+                self._queue.enqueue(connection, messages, deliver_in, now, ids=ids, holds=holds)
+            )
             for plan in sharing:
                 plan.settle(connection, [next(items) for _ in plan.entry.messages])
 

@@ -19,6 +19,7 @@ from doormail.events import CallEnded, CallRinging, Event
 from doormail.mail import OutgoingMessage
 from doormail.pipeline import snapshots
 from doormail.pipeline.commit import Accepted, CallMemory, Committer, Entry
+from doormail.pipeline.flood import Flood
 from doormail.pipeline.prepare import prepare_messages
 from doormail.settings import Settings
 from doormail.users.model import UserLookup
@@ -84,6 +85,7 @@ class Intake:
             deliver_in=decided.settings.smtp.deliver_in,
             reason=decided.decision.reason,
             call=decided.call,
+            flood=_flood(event, decided),
         )
         accepted = await self._committer.commit(entry)
         if accepted.fresh:
@@ -105,7 +107,9 @@ class Intake:
         messages = await asyncio.to_thread(
             prepare_messages, decision.mails, settings, pictures, event_id=event_id, at=at
         )
-        entry = Entry(event_id, None, tuple(messages), settings.smtp.deliver_in)
+        entry = Entry(
+            event_id, None, tuple(messages), settings.smtp.deliver_in, flood=Flood(settings.limits)
+        )
         accepted = await self._committer.commit(entry)
         self._on_queued()
         return accepted
@@ -129,6 +133,14 @@ class Intake:
             )
             messages = tuple(prepared)
         return _Decided(event_id, settings, decision, _memory(event, call), messages)
+
+
+def _flood(event: Event, decided: _Decided) -> Flood:
+    """The limits the event's mails are held under; a denied access is counted at its device."""
+    denied_at = None
+    if decided.decision.denied:
+        denied_at = placeholders.device_name(event, decided.settings)
+    return Flood(decided.settings.limits, denied_at)
 
 
 def _call_of(event: Event, settings: Settings) -> tuple[str, str] | None:

@@ -118,9 +118,34 @@ outbox = Table(
     Column("smtp_reply", Text),
     Column("lease_owner", String(128)),
     Column("lease_until", Float),
+    # Flood control: a `held` mail's digest or burst summary (`hold_group`, the event id the
+    # digest gets) and, once the digest is made, the digest's own outbox id.
+    Column("hold_group", String(512)),
+    Column("digest_id", String(64)),
     UniqueConstraint("event_id", "recipient", name="uq_outbox_event_recipient"),
     Index("ix_outbox_due", "status", "next_attempt_at"),
     Index("ix_outbox_created", "created_at"),
+    Index("ix_outbox_recipient_created", "recipient", "created_at"),
+    Index("ix_outbox_hold_group", "hold_group"),
+    Index("ix_outbox_digest", "digest_id"),
+)
+
+# Denied accesses at each device over the last minutes (flood control's access_denied_burst),
+# and the burst each device is collecting now: the summary's event id and its first attempt.
+denied_accesses = Table(
+    "denied_accesses",
+    metadata,
+    Column("device", String(256), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_denied_accesses_device_at", "device", "at"),
+)
+
+bursts = Table(
+    "bursts",
+    metadata,
+    Column("device", String(256), primary_key=True),
+    Column("hold_group", String(512), nullable=False),
+    Column("first_at", Float, nullable=False),
 )
 
 # The exact bytes of each outbox message, apart from its state: claiming and recording an

@@ -15,6 +15,7 @@ from doormail.accounts import TokenInfo
 from doormail.applytest import LogLine
 from doormail.camera.service import CameraStatus
 from doormail.certificates import CertificateInfo
+from doormail.dkimkey import Check, DnsRecord
 from doormail.events import MAX_EVENTS, Event
 from doormail.outbox import OutboxItem
 from doormail.outbox.server import ServerStatus
@@ -136,8 +137,13 @@ class Preview(_Reply):
     text: str = Field(description="the text/plain part made from it")
 
 
+class DkimKeyRequest(_Reply):
+    algorithm: Literal["rsa", "ed25519"] = Field(description="rsa (2048 bits) or ed25519")
+
+
 _REPLY_MODELS: tuple[type[BaseModel], ...] = (
     ErrorReply,
+    DkimKeyRequest,
     EventResult,
     SendEmailResult,
     IntercomReply,
@@ -158,6 +164,8 @@ _DERIVED: dict[str, Any] = {
     "ServerStatus": ServerStatus,
     "CertificateInfo": CertificateInfo,
     "CameraStatus": CameraStatus,
+    "DkimRecord": DnsRecord,
+    "DkimCheck": Check,
 }
 
 

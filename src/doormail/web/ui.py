@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from doormail import settings as model
 from doormail.accounts import ADMIN
 from doormail.app import Service
-from doormail.web import ui_certificates, ui_outbox, ui_server, ui_users
+from doormail.web import ui_certificates, ui_dkim, ui_outbox, ui_server, ui_users
 from doormail.web.security import (
     PasswordGate,
     SessionEpochs,
@@ -75,6 +75,7 @@ def install(app: FastAPI, service: Service) -> None:
         ui_users.router,
         ui_server.router,
         ui_outbox.router,
+        ui_dkim.router,
     ):
         app.include_router(pages, include_in_schema=False)
 
@@ -189,6 +190,8 @@ def _settings_page(
         "errors": errors,
         "server": ui_server.server_notice(service_of(request)) if tab.slug == "smtp" else None,
     }
+    if tab.slug == "smtp":
+        context["dkim"] = ui_dkim.shown(service_of(request).settings.load())
     return page(request, "settings.html", context, status_code)
 
 
