@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import functools
 import os
 import re
 import socket
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -33,6 +34,7 @@ from doormail.settings import apply_patch
 from doormail.store import metadata, open_engine, upgrade
 from doormail.users.model import User
 from doormail.web.app import create_app
+from tests import spamassassin as spamassassin_scorer
 
 ADMIN_PASSWORD = "test-admin-password"
 POSTGRES_URL = os.environ.get(
@@ -46,6 +48,17 @@ def require_service(what: str) -> None:
     if os.environ.get("DOORMAIL_REQUIRE_SERVICES") == "1":
         pytest.fail(message + " and DOORMAIL_REQUIRE_SERVICES=1")
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def spamassassin() -> Callable[[bytes], spamassassin_scorer.Score]:
+    """Scores a message's bytes with Debian's spamassassin, local tests only
+    (tests/spamassassin.py)."""
+    program = spamassassin_scorer.find()
+    if program is None:
+        require_service("spamassassin (Debian package spamassassin)")
+        raise AssertionError("unreachable")  # require_service skips or fails
+    return functools.partial(spamassassin_scorer.score, program=program)
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:
