@@ -13,7 +13,9 @@ from doormail.events import Access, CallEnded, parse_event
 from doormail.placeholders import (
     DEVICE_EVENT_KINDS,
     KINDS,
+    MARKUP,
     PLACEHOLDERS,
+    SNAPSHOTS_MARK,
     Context,
     Kind,
     datetime_value,
@@ -42,7 +44,8 @@ CAROL = User(id="u-carol", name="Carol Svoboda", numbers=("103",))
 
 
 def names(kind: Kind) -> tuple[str, ...]:
-    return tuple(placeholder.name for placeholder in for_kind(kind))
+    """The placeholders of a kind that stand for a value (not for markup, like `$Snapshots$`)."""
+    return tuple(placeholder.name for placeholder in for_kind(kind) if not placeholder.markup)
 
 
 def call(*called: str, device: str | None = None) -> CallEnded:
@@ -100,7 +103,14 @@ def test_a_call_to_one_user_names_the_user_the_number_the_time_and_the_device() 
         "DateTime": "2025-03-14 09:26:53",
         "DialNumber": "101",
         "DeviceName": "Front door",
+        "CallState": "Missed",
     }
+
+
+def test_the_call_state_says_whether_the_call_was_answered() -> None:
+    answered = call("101").model_copy(update={"answered": True})
+    context = Context("call", SETTINGS, AT, answered, called=(("101", ALICE),))
+    assert values(context)["CallState"] == "Answered"
 
 
 def test_a_call_to_several_users_at_once_leaves_the_user_empty() -> None:
@@ -208,6 +218,12 @@ def test_datetime_can_cross_the_date_line() -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_preview_shows_every_placeholder_of_its_kind(kind: Kind) -> None:
     assert tuple(preview_values(kind, SETTINGS, AT)) == names(kind)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_of_mail_can_place_its_snapshots_beyond_the_manual(kind: Kind) -> None:
+    (snapshots,) = [p for p in for_kind(kind) if p.name == "Snapshots"]
+    assert snapshots.beyond_manual and MARKUP == {"Snapshots": SNAPSHOTS_MARK}
 
 
 @pytest.mark.parametrize("kind", KINDS)

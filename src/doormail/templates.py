@@ -22,11 +22,22 @@ _DOLLAR_OR_ESCAPE = re.compile(r"[$\\]")
 _LINE_BREAKING = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
-def render(template: str, values: Mapping[str, str], *, html: bool) -> str:
+def render(
+    template: str,
+    values: Mapping[str, str],
+    *,
+    html: bool,
+    markup: Mapping[str, str] | None = None,
+) -> str:
     """`template` with each known placeholder replaced by its value, in one pass (a value that
     contains `$User$` stays as it is). Names not in `values` are left exactly as written. With
-    `html=True` the values are HTML-escaped; with `html=False` (a subject) no control character
-    survives in the result. The time taken grows linearly with the template's length."""
+    `html=True` the values are HTML-escaped; the placeholders in `markup` stand for markup
+    doormail made, which goes in as it is (with `html=False`, a subject, they stand for
+    nothing). No control character survives in a subject. The time taken grows linearly with
+    the template's length."""
+    if markup:
+        values = {**values, **markup}
+    raws = markup or {}
     out: list[str] = []
     position = 0
     while (start := template.find("$", position)) >= 0:
@@ -38,8 +49,11 @@ def render(template: str, values: Mapping[str, str], *, html: bool) -> str:
             out.append("$")
             continue
         value, after = values[name.group()], name.end()
+        raw = name.group() in raws
+        if raw and not html:
+            value = ""
         if template.startswith("$", after):
-            out.append(_substitute(value, None, html=html))
+            out.append(value if raw else _substitute(value, None, html=html))
             position = after + 1
             continue
         if not template.startswith(":", after):
@@ -53,7 +67,8 @@ def render(template: str, values: Mapping[str, str], *, html: bool) -> str:
             # took quadratic time on `$A:` followed by `\$A:` many times.)
             position = start
             break
-        out.append(_substitute(value, template[after + 1 : closing], html=html))
+        choices = template[after + 1 : closing]
+        out.append(value if raw else _substitute(value, choices, html=html))
         position = closing + 1
     out.append(template[position:])
     rendered = "".join(out)
