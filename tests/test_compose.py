@@ -25,6 +25,7 @@ from doormail.placeholders import SNAPSHOTS_MARK
 from doormail.settings import Settings
 
 AT = datetime(2024, 1, 15, 12, 30, 5, tzinfo=UTC)
+FOOTER = "-- \nSent automatically by Front door. Reference for your installer: ev-42.\n"
 
 
 def _settings(**smtp: object) -> Settings:
@@ -156,6 +157,12 @@ def test_body_is_multipart_alternative_with_text_and_html() -> None:
     assert "<p>Hello <b>Alice</b></p>" in document
 
 
+def test_every_message_ends_with_the_device_and_the_event_as_reference() -> None:
+    parsed = _parse(_compose())
+    assert _part(parsed, "plain").endswith(FOOTER)
+    assert "Reference for your installer: ev-42." in _part(parsed, "html")
+
+
 def test_text_part_from_html_keeps_links_and_line_breaks() -> None:
     body = (
         '<p>Missed call at <b>Front&nbsp;door</b>.<br>See <a href="https://cam.example/1?a=1&amp;b=2">'
@@ -164,7 +171,7 @@ def test_text_part_from_html_keeps_links_and_line_breaks() -> None:
     assert _part(_parse(_compose(html_body=body)), "plain") == (
         "Missed call at Front door.\n"
         "See the recording (https://cam.example/1?a=1&b=2).\n\n"
-        "Second & last paragraph\n"
+        "Second & last paragraph\n\n" + FOOTER
     )
 
 
@@ -192,7 +199,9 @@ def test_text_from_html_collapses_white_space_but_keeps_pre() -> None:
 
 def test_notes_are_appended_to_both_parts() -> None:
     parsed = _parse(_compose(notes=["The camera did not answer.", "<odd & note>"]))
-    assert _part(parsed, "plain").endswith("The camera did not answer.\n\n<odd & note>\n")
+    assert _part(parsed, "plain").endswith(
+        "The camera did not answer.\n\n<odd & note>\n\n" + FOOTER
+    )
     assert "The camera did not answer.</p>" in _part(parsed, "html")
     assert "&lt;odd &amp; note&gt;" in _part(parsed, "html")
 

@@ -236,8 +236,8 @@ def test_the_preview_shows_the_devices_own_name_and_time(kind: Kind) -> None:
 def test_sample_values_render_the_default_templates_without_leftovers(kind: Kind) -> None:
     subject, body = templates_for(Settings(), kind)
     for rendered in (
-        render(subject, preview_values(kind, Settings(), AT), html=False),
-        render(body, preview_values(kind, Settings(), AT), html=True),
+        render(subject, preview_values(kind, Settings(), AT), html=False, markup=MARKUP),
+        render(body, preview_values(kind, Settings(), AT), html=True, markup=MARKUP),
     ):
         assert "$" not in rendered
 
@@ -246,7 +246,7 @@ def test_access_samples_use_the_extended_syntax_of_the_default_body() -> None:
     shown = preview_values("access", Settings(), datetime(2024, 5, 17, 14, 3, 27, tzinfo=UTC))
     assert "Access granted" in render(DEFAULT_ACCESS_BODY, shown, html=True)
     subject = render(DEFAULT_ACCESS_SUBJECT, shown, html=False)
-    assert subject == "doormail: Valid Card access at 2024-05-17 14:03:27"
+    assert subject == "Access granted at doormail — card 0012AB34CD"
 
 
 def test_the_preview_of_a_device_event_shows_the_empty_user_a_real_mail_has() -> None:

@@ -199,6 +199,7 @@ def test_user_is_the_called_users_name(users: UserLookup) -> None:
         "DateTime": "2025-03-14 09:26:53",
         "DialNumber": "101",
         "DeviceName": "Front door",
+        "CallState": "Missed",
     }
 
 

@@ -45,13 +45,62 @@ _STYLE_NOTE = "margin:16px 0 0;opacity:0.75;font-size:14px"
 _STYLE_FIGURE = "margin:0 0 16px;padding:0"
 _STYLE_IMAGE = "display:block;width:100%;max-width:640px;height:auto;border:0;border-radius:8px"
 _STYLE_CAPTION = "margin:4px 0 0;opacity:0.75;font-size:13px"
-# Mail apps that honour it switch to their dark palette for the document instead of inverting it.
-_HEAD_STYLE = (
-    ":root{color-scheme:light dark;supported-color-schemes:light dark}\n"
-    "img{max-width:100%;height:auto}\n"
-    "a{color:inherit}\n"
-    "@media (max-width:480px){body{padding:12px !important}}\n"
+_STYLE_FOOTER = "margin:24px 0 0;padding:12px 0 0;border-top:1px solid rgba(127,127,127,0.35);opacity:0.7;font-size:12px"
+# Mail apps that honour `color-scheme` switch to their dark palette for the document instead of
+# inverting it; the rest keep the reader's own colours since none is set here. Pictures never
+# grow beyond the screen, and the page keeps a readable measure on a wide one.
+_HEAD_STYLE = """\
+:root { color-scheme: light dark; supported-color-schemes: light dark; }
+body { margin: 0; padding: 16px; word-wrap: break-word; overflow-wrap: anywhere; }
+img { max-width: 100%; height: auto; -ms-interpolation-mode: bicubic; }
+a { color: inherit; text-decoration: underline; }
+p { margin: 0 0 12px; }
+.doormail-page { max-width: 600px; margin: 0 auto; }
+.doormail-picture { margin: 0 0 16px; }
+.doormail-picture img { display: block; width: 100%; border-radius: 8px; }
+.doormail-caption, .doormail-note, .doormail-footer { opacity: 0.75; }
+@media (max-width: 480px) {
+  body { padding: 12px !important; }
+  .doormail-page { max-width: 100% !important; }
+}
+@media (prefers-color-scheme: dark) {
+  .doormail-picture img { outline: 1px solid rgba(255, 255, 255, 0.2); }
+}
+[data-ogsc] .doormail-picture img { outline: 1px solid rgba(255, 255, 255, 0.2); }
+u + .body .doormail-page { width: 100% !important; }
+#MessageViewBody, #MessageWebViewDiv { width: 100% !important; }
+a[x-apple-data-detectors] {
+  color: inherit !important; text-decoration: none !important; font-size: inherit !important;
+  font-family: inherit !important; font-weight: inherit !important;
+  line-height: inherit !important;
+}
+@media print { .doormail-picture { page-break-inside: avoid; } }
+"""
+_HEAD = (
+    '<meta charset="utf-8">\n'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+    '<meta http-equiv="X-UA-Compatible" content="IE=edge">\n'
+    '<meta name="color-scheme" content="light dark">\n'
+    '<meta name="supported-color-schemes" content="light dark">\n'
+    # iOS Mail would otherwise scale the page down and turn a called number or the time into
+    # a link to dial or to a calendar.
+    '<meta name="x-apple-disable-message-reformatting">\n'
+    '<meta name="format-detection" content="telephone=no, date=no, address=no, email=no">\n'
 )
+# Outlook on Windows renders with Word: it knows no max-width, so the page is held to 600 pixels
+# by a table only it sees, and it gets a font it has instead of the system font stack.
+_HEAD_OUTLOOK = (
+    "<!--[if mso]>\n<noscript><xml><o:OfficeDocumentSettings><o:PixelsPerInch>96"
+    "</o:PixelsPerInch></o:OfficeDocumentSettings></xml></noscript>\n"
+    "<style>body, p, td, div { font-family: Arial, Helvetica, sans-serif !important; }</style>\n"
+    "<![endif]-->\n"
+)
+_OUTLOOK_OPEN = (
+    '<!--[if mso]><table role="presentation" width="600" align="center" cellpadding="0" '
+    'cellspacing="0" border="0"><tr><td><![endif]-->\n'
+)
+_OUTLOOK_CLOSE = "<!--[if mso]></td></tr></table><![endif]-->\n"
+_FOOTER = "Sent automatically by {device}. Reference for your installer: {event}."
 
 
 @dataclass(frozen=True)
@@ -86,12 +135,21 @@ def _pictures(
 def _pictures_html(pictures: Sequence[_Picture]) -> str:
     """The pictures as the HTML body shows them, one under the other, each with its caption."""
     return "".join(
-        f'<div style="{_STYLE_FIGURE}">'
+        f'<div class="doormail-picture" style="{_STYLE_FIGURE}">'
         f'<img src="cid:{html.escape(picture.cid)}" alt="{html.escape(picture.words)}" '
         f'style="{_STYLE_IMAGE}">'
-        f'<p style="{_STYLE_CAPTION}">{html.escape(picture.words)}</p></div>\n'
+        f'<p class="doormail-caption" style="{_STYLE_CAPTION}">{html.escape(picture.words)}</p>'
+        "</div>\n"
         for picture in pictures
     )
+
+
+@dataclass(frozen=True)
+class _Body:
+    """The rendered body template, and the footer every message ends with."""
+
+    html: str
+    footer: str
 
 
 def _pictures_words(pictures: Sequence[_Picture]) -> str:
@@ -156,18 +214,19 @@ def compose(
         event_id=header_safe(event_id),
     )
     max_bytes = settings.smtp.max_message_bytes
-    images, all_notes = _within_limit(
-        headers, subject, html_body, list(snapshots), list(notes), max_bytes
-    )
     device = settings.device
+    body = _Body(html_body, header_safe(_FOOTER.format(device=device.name, event=event_id)))
+    images, all_notes = _within_limit(
+        headers, subject, body, list(snapshots), list(notes), max_bytes
+    )
     data = bytes(
-        _build(headers, subject, html_body, _pictures(images, taken_at, device, domain), all_notes)
+        _build(headers, subject, body, _pictures(images, taken_at, device, domain), all_notes)
     )
     while len(data) > max_bytes and images:
         # The estimate fell short (it should not): the limit still holds, at the last image's cost.
         images.pop()
         shown = _pictures(images, taken_at, device, domain)
-        data = bytes(_build(headers, subject, html_body, shown, [*all_notes, _LEFT_OUT]))
+        data = bytes(_build(headers, subject, body, shown, [*all_notes, _LEFT_OUT]))
     _check_header_block(data, {name for name, _ in headers})
     return OutgoingMessage(
         event_id=event_id,
@@ -297,15 +356,16 @@ def _address(value: str, what: str) -> str:
 def _build(
     headers: Sequence[tuple[str, str]],
     subject: str,
-    html_body: str,
+    body: _Body,
     pictures: Sequence[_Picture],
     notes: Sequence[str],
 ) -> EmailMessage:
     message = EmailMessage(policy=_POLICY)
     for name, value in headers:
         message.set_raw(name, value)
-    text = text_body(_place(html_body, _pictures_words(pictures)), notes)
-    document = html_document(_place(html_body, _pictures_html(pictures)), notes, title=subject)
+    shown = _place(body.html, _pictures_html(pictures))
+    text = text_body(_place(body.html, _pictures_words(pictures)), notes, footer=body.footer)
+    document = html_document(shown, notes, title=subject, footer=body.footer)
     message.set_content(text, subtype="plain")
     message.add_alternative(document, subtype="html")
     if pictures:
@@ -385,37 +445,44 @@ def _finish_parts(
         message.set_boundary(f"=_alternative_{token}")
 
 
-def text_body(html_body: str, notes: Sequence[str] = ()) -> str:
-    """The `text/plain` part: the readable text of the HTML body, then the notes."""
+def text_body(html_body: str, notes: Sequence[str] = (), *, footer: str = "") -> str:
+    """The `text/plain` part: the readable text of the HTML body, then the notes and the
+    footer."""
     text = html_to_text(html_body)
     paragraphs = [text] if text else []
     paragraphs.extend(header_safe(note) for note in notes)
+    if footer:
+        paragraphs.append("-- \n" + footer)
     return "\n\n".join(paragraphs) + "\n"
 
 
-def html_document(html_body: str, notes: Sequence[str] = (), *, title: str = "") -> str:
+def html_document(
+    html_body: str, notes: Sequence[str] = (), *, title: str = "", footer: str = ""
+) -> str:
     """The `text/html` part: the body in a small complete document that reads well on a phone,
-    the notes (escaped) below it."""
+    in the reader's own colours, light or dark; the notes (escaped) and the footer below it."""
     notes_html = "".join(
-        f'<p style="{_STYLE_NOTE}">{html.escape(header_safe(note))}</p>\n' for note in notes
+        f'<p class="doormail-note" style="{_STYLE_NOTE}">{html.escape(header_safe(note))}</p>\n'
+        for note in notes
     )
+    if footer:
+        notes_html += (
+            f'<p class="doormail-footer" style="{_STYLE_FOOTER}">{html.escape(footer)}</p>\n'
+        )
     return (
-        "<!DOCTYPE html>\n"
-        '<html><head><meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        '<meta name="color-scheme" content="light dark">\n'
-        '<meta name="supported-color-schemes" content="light dark">\n'
-        f"<title>{html.escape(title)}</title>\n<style>\n{_HEAD_STYLE}</style></head>\n"
-        f'<body style="{_STYLE_BODY}">\n'
-        '<div style="max-width:600px;margin:0 auto">\n'
-        f"{html_body}\n{notes_html}</div>\n</body></html>\n"
+        '<!DOCTYPE html>\n<html lang="en"><head>\n'
+        f"{_HEAD}<title>{html.escape(title)}</title>\n<style>\n{_HEAD_STYLE}</style>\n"
+        f"{_HEAD_OUTLOOK}</head>\n"
+        f'<body style="{_STYLE_BODY}">\n{_OUTLOOK_OPEN}'
+        '<div class="doormail-page" style="max-width:600px;margin:0 auto">\n'
+        f"{html_body}\n{notes_html}</div>\n{_OUTLOOK_CLOSE}</body></html>\n"
     )
 
 
 def _within_limit(
     headers: Sequence[tuple[str, str]],
     subject: str,
-    html_body: str,
+    body: _Body,
     images: list[bytes],
     notes: list[str],
     max_bytes: int,
@@ -426,7 +493,7 @@ def _within_limit(
         return images, notes
     from doormail.camera.fit import attachment_size, fit_attachments  # Pillow, when pictures
 
-    rest = len(bytes(_build(headers, subject, html_body, [], notes))) + _RELATED_OVERHEAD
+    rest = len(bytes(_build(headers, subject, body, [], notes))) + _RELATED_OVERHEAD
     rest += _PER_PICTURE_OVERHEAD * len(images)
     if rest + sum(attachment_size(image) for image in images) <= max_bytes:
         return images, notes

@@ -5,6 +5,7 @@ Send E-Mail order queued without an event row."""
 from __future__ import annotations
 
 import email
+from email.header import decode_header, make_header
 from email.message import Message
 from typing import Any
 
@@ -55,7 +56,8 @@ async def test_each_mail_is_queued_before_the_event_is_answered(configured: Serv
         assert stored is not None and stored.to == item["to"] and stored.kind == "call"
     messages = queued(configured, "call-1")
     assert [m["To"] for m in messages] == ["a@work.example", "alice@example.com"]
-    assert all(m["Subject"].startswith("Front door: call to 101") for m in messages)
+    subjects = [str(make_header(decode_header(m["Subject"]))) for m in messages]
+    assert subjects == ["Missed call at Front door — 101 Alice"] * 2
     assert all(m["X-Doormail-Event"] == "call-1" for m in messages)
 
 

@@ -42,9 +42,10 @@ def prepare_message(
         event_id=event_id,
         kind=mail.kind,
         recipient=mail.recipient,
+        # Stripped: an empty value at the end (a call without a user's name) leaves no space.
         subject=templates.render(
             mail.subject_template, mail.values, html=False, markup=placeholders.MARKUP
-        ),
+        ).strip(),
         html_body=templates.render(
             mail.body_template, mail.values, html=True, markup=placeholders.MARKUP
         ),
