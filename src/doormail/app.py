@@ -18,6 +18,7 @@ from doormail.applytest import SmtpTests
 from doormail.camera.service import CameraService
 from doormail.certificates import Certificates
 from doormail.delivery.worker import DeliveryWorker
+from doormail.eventlog import EventLog
 from doormail.metrics import Metrics
 from doormail.outbox import Admin, Queue
 from doormail.pipeline.commit import Committer
@@ -67,6 +68,7 @@ class Service:
     intake: Intake
     smtp_tests: SmtpTests
     runners: tuple[Runner, ...]
+    events: EventLog
 
 
 def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
@@ -112,4 +114,5 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
         intake=intake,
         smtp_tests=SmtpTests(settings.load, certificates.tls_context, camera),
         runners=(worker.run, camera.run),
+        events=EventLog(engine),
     )
