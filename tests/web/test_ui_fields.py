@@ -93,6 +93,7 @@ def test_tab_titles_and_intros_are_the_sections_of_the_model() -> None:
         "Certificates",
         "Users",
         "Outbox",
+        "Events",
         "Device",
     ]
 
