@@ -4,14 +4,19 @@ and for a resident's address, which events mailed it, which did not, and why."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from doormail.app import Service
-from doormail.eventlog import EventLogError
+from doormail.eventlog import EventLog, EventLogError
+from doormail.mail import OutgoingMessage
+from doormail.outbox import Queue
+from doormail.pipeline.commit import Committer, Entry, Kept
 
 MISSED = {"type": "call.ended", "called": "101", "answered": False}
 ANSWERED = {"type": "call.ended", "called": "101", "answered": True}
@@ -111,3 +116,32 @@ def test_a_bad_query_names_its_field(service: Service, query: dict[str, Any], fi
     with pytest.raises(EventLogError) as refused:
         service.events.page(**query)
     assert refused.value.field == field
+
+
+def test_the_list_reads_alike_on_sqlite_and_postgresql(engine: Engine) -> None:
+    write = Committer(engine, Queue(engine))
+
+    def commit(event_id: str, at: float, *recipients: str, concerned: tuple[str, ...]) -> None:
+        messages = tuple(
+            OutgoingMessage(event_id, "call", "door@example.org", to, "Call", f"<{to}>", b"x")
+            for to in recipients
+        )
+        reason = None if recipients else "email_on_call.send is never"
+        kept = Kept(at, "Front door", '{"called": ["101"]}', concerned)
+        asyncio.run(write.commit(Entry(event_id, "call.ended", messages, 3600, reason, kept=kept)))
+
+    commit("mailed", 100.0, "a_b%c@x.org", concerned=("a_b%c@x.org",))
+    commit("refused", 200.0, concerned=("A_B%C@x.org", "other@x.org"))
+    commit("unrelated", 300.0, concerned=("aXb%c@x.org",))
+    log = EventLog(engine)
+    found = log.page(address="a_b%c@X.org")
+    # LIKE's wildcards in an address stand for themselves.
+    assert [(e.event_id, e.for_address.mailed if e.for_address else None) for e in found.items] == [
+        ("refused", False),
+        ("mailed", True),
+    ]
+    assert [e.event_id for e in log.page(outcome="none", since=150.0).items] == [
+        "unrelated",
+        "refused",
+    ]
+    assert log.page(outcome="mail").items[0].fields == {"called": ["101"]}
