@@ -97,3 +97,17 @@ def test_json_gives_the_rows_as_the_api_does(data: str) -> None:
 def test_events_names_a_bad_option(data: str) -> None:
     result = runner.invoke(cli, ["events", "--type", "call", "--data", data])
     assert result.exit_code == 1 and "--type" in result.output
+
+
+def test_events_since_a_moment(data: str) -> None:
+    later = runner.invoke(
+        cli, ["events", "--since", "2999-01-01T00:00:00+00:00", "--json", "--data", data]
+    )
+    assert later.exit_code == 0, later.output
+    assert json.loads(later.stdout) == []
+    earlier = runner.invoke(
+        cli, ["events", "--since", "2000-01-01T00:00:00Z", "--json", "--data", data]
+    )
+    assert len(json.loads(earlier.stdout)) == 2
+    naive = runner.invoke(cli, ["events", "--since", "2000-01-01T00:00:00", "--data", data])
+    assert naive.exit_code == 1 and "--since" in naive.output

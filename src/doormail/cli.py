@@ -446,6 +446,10 @@ def events_command(
     outcome: Annotated[
         str | None, typer.Option("--outcome", help="mail | none (default both)")
     ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="ISO 8601 with a UTC offset, e.g. 2026-11-29T08:00:00+01:00"),
+    ] = None,
     limit: LimitOption = 100,
     wide: WideOption = False,
     as_json: JsonOption = False,
@@ -453,11 +457,12 @@ def events_command(
     database: DatabaseOption = None,
 ) -> None:
     """The events kept, newest first, and what came of each: its mails or why there was none."""
-    from doormail.eventlog import EventLogError
+    from doormail.eventlog import EventLogError, since_moment
 
     try:
+        start = None if since is None else since_moment(since)
         page = _service(data, database).events.page(
-            type=event_type, address=address, outcome=outcome, limit=limit
+            type=event_type, address=address, outcome=outcome, since=start, limit=limit
         )
     except EventLogError as error:
         raise _fail(f"--{error.field}: {error.message}") from None

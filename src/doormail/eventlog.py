@@ -144,6 +144,19 @@ class EventLog:
         return Page(items, _encode_cursor(last) if more and last else None)
 
 
+def since_moment(since: str) -> float:
+    """A `since` given as text (ISO 8601, which must name its offset from UTC) as UNIX
+    seconds."""
+    try:
+        moment = datetime.fromisoformat(since)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        message = "must be ISO 8601 with a UTC offset, e.g. 2026-11-29T08:00:00+01:00"
+        raise EventLogError(message, "since")
+    return moment.timestamp()
+
+
 def _filters(
     type: str | None, since: float | None, address: str | None, outcome: str | None
 ) -> list[Any]:

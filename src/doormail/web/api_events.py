@@ -4,14 +4,13 @@ events kept, newest first, each with its mails or the reason there was none."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from doormail.eventlog import OUTCOMES, EventLogError
+from doormail.eventlog import OUTCOMES, EventLogError, since_moment
 from doormail.events import TYPES, EventError
 from doormail.sources import posted_events
 from doormail.web.bodies import json_body
@@ -71,8 +70,8 @@ async def list_events(
 ) -> dict[str, Any]:
     """`{"items": [{"event_id", "type", "at", "device", "fields", "emails", "reason"}],
     "next"}`; with `address`, each item also says `for_address`: mailed, or why not."""
-    start = None if since is None else _moment(since)
     try:
+        start = None if since is None else since_moment(since)
         page = await run_in_threadpool(
             service_of(request).events.page,
             type=type,
@@ -85,15 +84,3 @@ async def list_events(
     except EventLogError as problem:
         raise ApiError(422, "validation", problem.message, problem.field) from None
     return {"items": [event.public() for event in page.items], "next": page.next}
-
-
-def _moment(since: str) -> float:
-    """`since` as UNIX seconds; it must name its offset from UTC."""
-    try:
-        moment = datetime.fromisoformat(since)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        message = "must be ISO 8601 with a UTC offset, e.g. 2025-05-01T12:00:00+02:00"
-        raise ApiError(422, "validation", message, "since")
-    return moment.timestamp()
