@@ -20,6 +20,11 @@ _DOLLAR_OR_ESCAPE = re.compile(r"[$\\]")
 # Characters that end a line somewhere: CR and LF, but also what str.splitlines() (which the
 # email package uses while folding) treats as a line boundary.
 _LINE_BREAKING = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+# Any character either cleaning below would change (control characters, line breaks and lone
+# surrogates): text without one, the usual case, is returned as it is in one search instead
+# of being looked at character by character.
+_UNCLEAN_BODY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNCLEAN_HEADER = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def render(
@@ -139,7 +144,7 @@ def _unescape(text: str) -> str:
 def _clean_text(text: str) -> str:
     """Text that encodes as UTF-8 and holds no control character but tab, CR and LF (a lone
     surrogate, e.g. from a JSON "\\ud800", becomes U+FFFD)."""
-    if text.isascii() and text.isprintable():
+    if _UNCLEAN_BODY.search(text) is None:
         return text
     return "".join(
         _no_surrogate(char)
@@ -151,7 +156,7 @@ def _clean_text(text: str) -> str:
 def header_safe(text: str) -> str:
     """`text` on one line for a header: each run of control or line-breaking characters
     becomes one space, a lone surrogate becomes U+FFFD."""
-    if text.isascii() and text.isprintable():
+    if _UNCLEAN_HEADER.search(text) is None:
         return text
     out: list[str] = []
     in_break = False
