@@ -21,9 +21,11 @@ from doormail.camera.na import na_image
 from doormail.compose import compose, html_document, text_body
 from doormail.htmltext import html_to_text
 from doormail.mail import OutgoingMessage
+from doormail.placeholders import SNAPSHOTS_MARK
 from doormail.settings import Settings
 
 AT = datetime(2024, 1, 15, 12, 30, 5, tzinfo=UTC)
+FOOTER = "-- \nSent automatically by Front door. Reference for your installer: ev-42.\n"
 
 
 def _settings(**smtp: object) -> Settings:
@@ -43,6 +45,7 @@ def _compose(
     snapshots: Sequence[bytes] = (),
     notes: Sequence[str] = (),
     sender: str | None = None,
+    taken_at: Sequence[datetime] = (),
 ) -> OutgoingMessage:
     return compose(
         settings=settings or _settings(),
@@ -55,6 +58,7 @@ def _compose(
         at=AT,
         notes=notes,
         sender=sender,
+        taken_at=taken_at,
     )
 
 
@@ -153,6 +157,12 @@ def test_body_is_multipart_alternative_with_text_and_html() -> None:
     assert "<p>Hello <b>Alice</b></p>" in document
 
 
+def test_every_message_ends_with_the_device_and_the_event_as_reference() -> None:
+    parsed = _parse(_compose())
+    assert _part(parsed, "plain").endswith(FOOTER)
+    assert "Reference for your installer: ev-42." in _part(parsed, "html")
+
+
 def test_text_part_from_html_keeps_links_and_line_breaks() -> None:
     body = (
         '<p>Missed call at <b>Front&nbsp;door</b>.<br>See <a href="https://cam.example/1?a=1&amp;b=2">'
@@ -161,7 +171,7 @@ def test_text_part_from_html_keeps_links_and_line_breaks() -> None:
     assert _part(_parse(_compose(html_body=body)), "plain") == (
         "Missed call at Front door.\n"
         "See the recording (https://cam.example/1?a=1&b=2).\n\n"
-        "Second & last paragraph\n"
+        "Second & last paragraph\n\n" + FOOTER
     )
 
 
@@ -189,22 +199,69 @@ def test_text_from_html_collapses_white_space_but_keeps_pre() -> None:
 
 def test_notes_are_appended_to_both_parts() -> None:
     parsed = _parse(_compose(notes=["The camera did not answer.", "<odd & note>"]))
-    assert _part(parsed, "plain").endswith("The camera did not answer.\n\n<odd & note>\n")
+    assert _part(parsed, "plain").endswith(
+        "The camera did not answer.\n\n<odd & note>\n\n" + FOOTER
+    )
     assert "The camera did not answer.</p>" in _part(parsed, "html")
     assert "&lt;odd &amp; note&gt;" in _part(parsed, "html")
 
 
-def test_snapshots_are_attached_as_named_jpegs_in_a_mixed_message() -> None:
+def test_snapshots_are_named_jpeg_parts_of_a_related_message() -> None:
     images = [na_image(160, 120), na_image(320, 240)]
     parsed = _parse(_compose(snapshots=images))
-    assert parsed.get_content_type() == "multipart/mixed"
+    assert parsed.get_content_type() == "multipart/related"
+    assert parsed.get_param("type") == "multipart/alternative"
     first, *attachments = list(parsed.iter_parts())
     assert first.get_content_type() == "multipart/alternative"
     assert [part.get_filename() for part in attachments] == ["snapshot-1.jpg", "snapshot-2.jpg"]
     assert [part.get_content_type() for part in attachments] == ["image/jpeg", "image/jpeg"]
-    assert [part.get_content_disposition() for part in attachments] == ["attachment"] * 2
+    assert [part.get_content_disposition() for part in attachments] == ["inline"] * 2
     assert [part.get_content() for part in attachments] == images
+    assert [part.get_filename() for part in parsed.iter_attachments()] == [
+        "snapshot-1.jpg",
+        "snapshot-2.jpg",
+    ]
     assert Image.open(io.BytesIO(attachments[1].get_content())).size == (320, 240)
+
+
+def test_the_html_shows_each_snapshot_through_its_content_id_with_the_time_it_was_taken() -> None:
+    images = [na_image(160, 120), na_image(320, 240)]
+    taken = [AT, AT.replace(second=7)]
+    parsed = _parse(_compose(snapshots=images, html_body="<p>Hello</p>", taken_at=taken))
+    html = _part(parsed, "html")
+    cids = [str(part["Content-ID"]).strip("<>") for part in list(parsed.iter_parts())[1:]]
+    assert [f'src="cid:{cid}"' in html for cid in cids] == [True, True]
+    # Europe/Prague is an hour ahead of UTC in January.
+    assert 'alt="Snapshot 1 of 2, taken at 2024-01-15 13:30:05"' in html
+    assert 'alt="Snapshot 2 of 2, taken at 2024-01-15 13:30:07"' in html
+    assert html.index("Hello") < html.index("cid:")  # without $Snapshots$: after the text
+
+
+def test_snapshots_stand_where_the_placeholder_stood() -> None:
+    body = f"<p>Look:</p>{SNAPSHOTS_MARK}<p>Time: now</p>"
+    html = _part(_parse(_compose(snapshots=[na_image(160, 120)], html_body=body)), "html")
+    assert html.index("Look:") < html.index("cid:") < html.index("Time: now")
+    assert SNAPSHOTS_MARK not in html
+
+
+def test_without_snapshots_the_placeholder_leaves_nothing() -> None:
+    body = f"<p>Look:</p>{SNAPSHOTS_MARK}"
+    parsed = _parse(_compose(html_body=body))
+    assert SNAPSHOTS_MARK not in _part(parsed, "html") and "cid:" not in _part(parsed, "html")
+    assert "attached" not in _part(parsed, "plain")
+
+
+def test_the_text_part_says_how_many_pictures_are_attached() -> None:
+    two = _part(_parse(_compose(snapshots=[na_image(160, 120)] * 2)), "plain")
+    assert "2 pictures are attached: snapshot-1.jpg, snapshot-2.jpg." in two
+    one = _part(_parse(_compose(snapshots=[na_image(160, 120)])), "plain")
+    assert "1 picture is attached: snapshot-1.jpg." in one
+
+
+def test_the_html_sets_no_colours_of_its_own_for_dark_mode() -> None:
+    html = _part(_parse(_compose(snapshots=[na_image(160, 120)])), "html")
+    assert '<meta name="color-scheme" content="light dark">' in html
+    assert "background" not in html and "color:#" not in html
 
 
 def test_same_input_gives_the_same_bytes_apart_from_message_id() -> None:
@@ -288,7 +345,7 @@ WELL_FORMED = st.lists(
             *("<p>", "</p>", "<P class=x>", "<br>", "<br/>", "<hr>", "<pre>", "</pre>", "<div>"),
             *("</div>", "<ul>", "<ol start='3'>", "<li>", "</li>", "</ul>", "</ol>", "<td>"),
             *("<a href='https://x.example/?a=1&amp;b=2'>", '<a href="mailto:a@b.example">', "</a>"),
-            *("<a title='>' href=\"u\">", "<img src=x alt='A &amp; B'>", "<img alt=\"pic\"/>"),
+            *("<a title='>' href=\"u\">", "<img src=x alt='A &amp; B'>", '<img alt="pic"/>'),
             *("<!-- note -->", "<!DOCTYPE html>", "<?xml x?>", "<script>if (a<b) x='</p>'"),
             *("</script>", "<style>p > b {}</style>", "<title>T</title>", "< ", "a < b"),
             *("&amp;", "&lt;", "&#39;", "&nbsp;", "&copy", "x", "Word", " ", "\n", "\t"),
@@ -338,7 +395,18 @@ def test_text_from_deeply_nested_lists_is_indented_eight_levels_at_most() -> Non
 
 @pytest.mark.parametrize(
     "unit",
-    ["<ol><li>", "<a\n", "<a/", "<a x=\"", "<!--x>", "'<a href='</script>", "<![", "</a x", "<?", "<"],
+    [
+        "<ol><li>",
+        "<a\n",
+        "<a/",
+        '<a x="',
+        "<!--x>",
+        "'<a href='</script>",
+        "<![",
+        "</a x",
+        "<?",
+        "<",
+    ],
 )
 def test_text_from_64_kb_of_repeated_unclosed_markup_is_made(unit: str) -> None:
     # Each of these took html.parser from seconds to nearly a minute; the time is measured by

@@ -13,7 +13,9 @@ from doormail.events import Access, CallEnded, parse_event
 from doormail.placeholders import (
     DEVICE_EVENT_KINDS,
     KINDS,
+    MARKUP,
     PLACEHOLDERS,
+    SNAPSHOTS_MARK,
     Context,
     Kind,
     datetime_value,
@@ -42,7 +44,8 @@ CAROL = User(id="u-carol", name="Carol Svoboda", numbers=("103",))
 
 
 def names(kind: Kind) -> tuple[str, ...]:
-    return tuple(placeholder.name for placeholder in for_kind(kind))
+    """The placeholders of a kind that stand for a value (not for markup, like `$Snapshots$`)."""
+    return tuple(placeholder.name for placeholder in for_kind(kind) if not placeholder.markup)
 
 
 def call(*called: str, device: str | None = None) -> CallEnded:
@@ -100,7 +103,14 @@ def test_a_call_to_one_user_names_the_user_the_number_the_time_and_the_device() 
         "DateTime": "2025-03-14 09:26:53",
         "DialNumber": "101",
         "DeviceName": "Front door",
+        "CallState": "Missed",
     }
+
+
+def test_the_call_state_says_whether_the_call_was_answered() -> None:
+    answered = call("101").model_copy(update={"answered": True})
+    context = Context("call", SETTINGS, AT, answered, called=(("101", ALICE),))
+    assert values(context)["CallState"] == "Answered"
 
 
 def test_a_call_to_several_users_at_once_leaves_the_user_empty() -> None:
@@ -211,6 +221,12 @@ def test_the_preview_shows_every_placeholder_of_its_kind(kind: Kind) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_of_mail_can_place_its_snapshots_beyond_the_manual(kind: Kind) -> None:
+    (snapshots,) = [p for p in for_kind(kind) if p.name == "Snapshots"]
+    assert snapshots.beyond_manual and MARKUP == {"Snapshots": SNAPSHOTS_MARK}
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_preview_shows_the_devices_own_name_and_time(kind: Kind) -> None:
     shown = preview_values(kind, SETTINGS, AT)
     assert (shown["DeviceName"], shown["DateTime"]) == ("Front door", "2025-03-14 09:26:53")
@@ -220,8 +236,8 @@ def test_the_preview_shows_the_devices_own_name_and_time(kind: Kind) -> None:
 def test_sample_values_render_the_default_templates_without_leftovers(kind: Kind) -> None:
     subject, body = templates_for(Settings(), kind)
     for rendered in (
-        render(subject, preview_values(kind, Settings(), AT), html=False),
-        render(body, preview_values(kind, Settings(), AT), html=True),
+        render(subject, preview_values(kind, Settings(), AT), html=False, markup=MARKUP),
+        render(body, preview_values(kind, Settings(), AT), html=True, markup=MARKUP),
     ):
         assert "$" not in rendered
 
@@ -230,7 +246,7 @@ def test_access_samples_use_the_extended_syntax_of_the_default_body() -> None:
     shown = preview_values("access", Settings(), datetime(2024, 5, 17, 14, 3, 27, tzinfo=UTC))
     assert "Access granted" in render(DEFAULT_ACCESS_BODY, shown, html=True)
     subject = render(DEFAULT_ACCESS_SUBJECT, shown, html=False)
-    assert subject == "doormail: Valid Card access at 2024-05-17 14:03:27"
+    assert subject == "Access granted at doormail — card 0012AB34CD"
 
 
 def test_the_preview_of_a_device_event_shows_the_empty_user_a_real_mail_has() -> None:

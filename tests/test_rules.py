@@ -109,7 +109,7 @@ def access(auth_id: str, auth_type: str = "card", **fields: Any) -> dict[str, An
 )
 def test_smtp_service_disabled_sends_no_mail(users: UserLookup, event: dict[str, Any]) -> None:
     decision = decide(users, event, settings(smtp__enabled=False))
-    assert decision == rules.Decision((), "smtp.enabled is false")
+    assert (decision.mails, decision.reason) == ((), "smtp.enabled is false")
 
 
 # --- E-Mail on Call --------------------------------------------------------------------------
@@ -137,7 +137,7 @@ def test_send_email_to_user_at_any_or_missed_outgoing_call(
 
 def test_only_outgoing_calls_send_mail(users: UserLookup) -> None:
     decision = decide(users, missed("101", direction="incoming"))
-    assert decision == rules.Decision((), "only outgoing calls send mail")
+    assert (decision.mails, decision.reason) == ((), "only outgoing calls send mail")
 
 
 def test_call_ringing_sends_no_mail_the_mail_is_sent_when_the_call_ends(users: UserLookup) -> None:
@@ -199,6 +199,7 @@ def test_user_is_the_called_users_name(users: UserLookup) -> None:
         "DateTime": "2025-03-14 09:26:53",
         "DialNumber": "101",
         "DeviceName": "Front door",
+        "CallState": "Missed",
     }
 
 
@@ -396,7 +397,7 @@ def test_a_device_event_that_is_not_enabled_sends_no_mail(
 ) -> None:
     config = settings(**{f"email_on_event__{kind}__enabled": False})
     decision = decide(users, {"type": event_type}, config)
-    assert decision == rules.Decision((), f"email_on_event.{kind}.enabled is false")
+    assert (decision.mails, decision.reason) == ((), f"email_on_event.{kind}.enabled is false")
 
 
 def test_device_event_without_address_sends_no_mail(users: UserLookup) -> None:
@@ -436,3 +437,17 @@ def test_an_event_without_a_time_happened_now(users: UserLookup) -> None:
     event = parse_event({"type": "tamper.activated"})
     mail = rules.decide(event, settings(), users).mails[0]
     assert before <= mail.span[0] <= datetime.now(UTC).timestamp()
+
+
+def test_an_event_concerns_the_addresses_it_mails(users: UserLookup) -> None:
+    decision = decide(users, missed("101"))
+    assert decision.concerned == tuple(to(decision)) == ("alice@example.com",)
+
+
+def test_an_event_without_mail_concerns_those_it_would_have_reached(users: UserLookup) -> None:
+    answered = decide(users, missed("101", answered=True), settings(email_on_call__send="missed"))
+    assert answered.mails == () and answered.concerned == ("alice@example.com",)
+    disabled = decide(users, missed("101"), settings(smtp__enabled=False))
+    assert disabled.concerned == ("alice@example.com",)
+    denied_only = decide(users, access("0012AB34CD"), settings(email_on_access__send="denied"))
+    assert denied_only.mails == () and denied_only.concerned != ()

@@ -25,10 +25,11 @@ ACCESS = {
     "AuthId": "0012AB34CD",
     "AuthIdType": "Card",
     "AuthIdValid": "Valid",
+    "CallState": "Missed",
 }
 
 
-NAMES = [placeholder.name for placeholder in PLACEHOLDERS]
+NAMES = [placeholder.name for placeholder in PLACEHOLDERS if not placeholder.markup]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -40,6 +41,23 @@ def test_each_placeholder_is_replaced_by_its_value(name: str) -> None:
 def test_every_placeholder_in_one_template() -> None:
     template = " ".join(f"${name}$" for name in NAMES)
     assert render(template, ACCESS, html=False) == " ".join(ACCESS[n] for n in NAMES)
+
+
+def test_the_call_state_in_words_with_the_extended_syntax() -> None:
+    template = "$CallState:Missed=Missed call,Answered=Call$ at $DeviceName$"
+    assert render(template, ACCESS, html=False) == "Missed call at Front door"
+    answered = {**ACCESS, "CallState": "Answered"}
+    assert render(template, answered, html=False) == "Call at Front door"
+
+
+def test_the_snapshots_placeholder_is_markup_in_a_body_and_nothing_in_a_subject() -> None:
+    markup = {"Snapshots": "<!--pictures-->"}
+    body = "<p>$User$</p>$Snapshots$"
+    assert render(body, ACCESS, html=True, markup=markup) == "<p>Alice Novak</p><!--pictures-->"
+    assert render("$Snapshots$Hi $User$", ACCESS, html=False, markup=markup) == "Hi Alice Novak"
+    # A value that holds the markup is escaped as any value is.
+    named = {**ACCESS, "User": "<!--pictures-->"}
+    assert render("$User$", named, html=True, markup=markup) == "&lt;!--pictures--&gt;"
 
 
 def test_extended_syntax_replaces_the_value_by_its_text() -> None:

@@ -20,6 +20,7 @@ from doormail.camera.service import CameraService
 from doormail.certificates import Certificates
 from doormail.delivery.worker import DeliveryWorker
 from doormail.dkimkey import TxtLookup, lookup_txt
+from doormail.eventlog import EventLog
 from doormail.metrics import Metrics
 from doormail.outbox import Admin, Queue
 from doormail.outbox.server import ServerWatch
@@ -73,6 +74,7 @@ class Service:
     smtp_tests: SmtpTests
     digests: Digests
     runners: tuple[Runner, ...]
+    events: EventLog
     # How GET /api/dkim/check reads DNS (a test hands in its own zone).
     dkim_lookup: TxtLookup = lookup_txt
 
@@ -138,4 +140,5 @@ def build_service(
         smtp_tests=SmtpTests(settings.load, certificates.tls_context, camera),
         digests=digests,
         runners=(worker.run, camera.run, digests.run),
+        events=EventLog(engine),
     )

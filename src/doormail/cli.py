@@ -19,11 +19,12 @@ from rich.table import Table
 from rich.text import Text
 
 from doormail import settings as model
+from doormail import terminal
 from doormail.accounts import DEFAULT_SCOPE, TokenError
 from doormail.app import DEFAULT_LISTEN, Paths, Runner, Service, build_service
 from doormail.applytest import TestRun
 from doormail.firststart import FirstStartError
-from doormail.outbox import OutboxError, OutboxItem
+from doormail.outbox import OutboxError
 from doormail.sources.command_line import event_body
 from doormail.web import https
 from doormail.web.https import HttpsError, ServerCertificate, is_loopback
@@ -400,7 +401,13 @@ async def _print_test_run(service: Service, run: TestRun) -> None:
     await task
 
 
-outbox_cli = typer.Typer(help="The outbox: what is queued, sent, failed or expired.")
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="every cell whole, however long the lines get")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="JSON for scripts instead of a table")]
+LimitOption = Annotated[int, typer.Option("--limit", help="how many, newest first")]
+
+outbox_cli = typer.Typer(help="The outbox: what is queued, sent, failed, expired or held.")
 cli.add_typer(outbox_cli, name="outbox")
 
 
@@ -411,7 +418,9 @@ def outbox_command(
         str | None,
         typer.Option("--status", help="queued | sending | sent | failed | expired | held (default all)"),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="how many, newest first")] = 100,
+    limit: LimitOption = 100,
+    wide: WideOption = False,
+    as_json: JsonOption = False,
     data: DataOption = None,
     database: DatabaseOption = None,
 ) -> None:
@@ -423,9 +432,11 @@ def outbox_command(
         page = service.outbox.page(status, limit)
     except OutboxError as error:
         raise _fail(f"--{error.field}: {error.message}") from None
-    console.print(outbox_table(page.items))
-    if page.next is not None:
-        console.print(f"[dim]only the newest {limit} are shown (--limit)[/dim]")
+    if as_json:
+        terminal.print_json(terminal.outbox_json(page.items))
+        return
+    terminal.print_table(page.items, terminal.OUTBOX_COLUMNS, wide=wide)
+    _more(page.next, limit)
     _print_server(service)
 
 
@@ -457,27 +468,70 @@ def outbox_retry(
     console.print(f"{queued} queued mail(s) are due now")
 
 
-def outbox_table(items: list[OutboxItem]) -> Table:
-    """Outbox entries as a Rich table: when, state, attempts, whom, what, and the last word."""
-    from datetime import datetime
+@cli.command("events")
+def events_command(
+    event_type: Annotated[
+        str | None, typer.Option("--type", help="call.ended, access, ... (default all)")
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address", help="the events that mailed this address, and those that did not"
+        ),
+    ] = None,
+    outcome: Annotated[
+        str | None, typer.Option("--outcome", help="mail | none (default both)")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="ISO 8601 with a UTC offset, e.g. 2026-11-29T08:00:00+01:00"),
+    ] = None,
+    limit: LimitOption = 100,
+    wide: WideOption = False,
+    as_json: JsonOption = False,
+    data: DataOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """The events kept, newest first, and what came of each: its mails or why there was none."""
+    from doormail.eventlog import EventLogError, since_moment
 
-    colours = {"sent": "green", "failed": "red", "expired": "red", "sending": "cyan"}
-    table = Table("id", "created", "status", "tries", "kind", "to", "subject", "server / error")
-    for item in items:
-        colour = colours.get(item.status, "yellow")
-        created = datetime.fromtimestamp(item.created_at).strftime("%Y-%m-%d %H:%M:%S")
-        said = item.last_error if item.status != "sent" else item.smtp_reply
-        table.add_row(
-            item.id,
-            created,
-            Text(item.status, style=colour),
-            str(item.attempts),
-            Text(item.kind),
-            Text(item.to),
-            Text(item.subject),
-            Text(said or ""),
+    try:
+        start = None if since is None else since_moment(since)
+        page = _service(data, database).events.page(
+            type=event_type, address=address, outcome=outcome, since=start, limit=limit
         )
-    return table
+    except EventLogError as error:
+        raise _fail(f"--{error.field}: {error.message}") from None
+    if as_json:
+        terminal.print_json(terminal.events_json(page.items))
+        return
+    terminal.print_table(page.items, terminal.EVENT_COLUMNS, wide=wide)
+    _more(page.next, limit)
+
+
+@users_cli.command("list")
+def users_list(
+    query: Annotated[str, typer.Option("--query", help="a part of a name, e-mail or id")] = "",
+    limit: Annotated[int, typer.Option("--limit", help="how many, by id")] = 100,
+    wide: WideOption = False,
+    as_json: JsonOption = False,
+    data: DataOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """The users list as a table."""
+    if not 1 <= limit <= 10_000:
+        raise _fail("--limit: must be between 1 and 10000")
+    page = _service(data, database).users.page(query, limit)
+    if as_json:
+        terminal.print_json(terminal.users_json(page.users))
+        return
+    terminal.print_table(page.users, terminal.USER_COLUMNS, wide=wide)
+    _more(page.next, limit)
+
+
+def _more(next_page: str | None, limit: int) -> None:
+    if next_page is not None:
+        console.print(f"[dim]only the first {limit} are shown (--limit)[/dim]")
 
 
 def main() -> None:

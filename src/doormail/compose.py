@@ -1,12 +1,15 @@
 """The MIME message (SPEC section 6): headers, a `multipart/alternative` body with a text part
-made from the HTML, snapshots as `snapshot-N.jpg` attachments, kept within
-`smtp.max_message_bytes`. Pure: the same input gives the same bytes but for the `Message-ID`."""
+made from the HTML, snapshots shown in the HTML body where `$Snapshots$` stood (or after the
+text) through `cid:` references, each also a named part `snapshot-N.jpg` of the
+`multipart/related` whole, kept within `smtp.max_message_bytes`. Pure: the same input gives the
+same bytes but for the `Message-ID`."""
 
 from __future__ import annotations
 
 import hashlib
 import html
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import Header
 from email.headerregistry import BaseHeader, HeaderRegistry
@@ -17,23 +20,162 @@ from zoneinfo import ZoneInfo
 
 from doormail.htmltext import html_to_text
 from doormail.mail import OutgoingMessage
-from doormail.settings import Settings
+from doormail.placeholders import SNAPSHOTS_MARK, datetime_value
+from doormail.settings import Device, Settings
 from doormail.templates import header_safe
 
-__all__ = ["compose", "html_document", "text_body"]
+__all__ = ["compose", "html_document", "preview_pictures", "text_body"]
 
-# What turning multipart/alternative into multipart/mixed adds: one more boundary and header.
-_MIXED_OVERHEAD = 256
+# What turning multipart/alternative into multipart/related adds: one more boundary and header,
+# and per picture its Content-ID, disposition and the <img> that shows it.
+_RELATED_OVERHEAD = 256
+_PER_PICTURE_OVERHEAD = 640
 _LEFT_OUT = "Snapshots were left out to keep the message within its size limit."
 # Room for the notes that fitting the snapshots may add to both parts.
 _NOTES_ALLOWANCE = 2048
 
+# No background or text colour of our own: the reader's mail app chooses them, light or dark,
+# and nothing is written over a picture.
 _STYLE_BODY = (
-    "margin:0;padding:16px;background:#ffffff;color:#1f2328;"
+    "margin:0;padding:16px;"
     "font-family:-apple-system,BlinkMacSystemFont,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;"
     "font-size:16px;line-height:1.5;-webkit-text-size-adjust:100%"
 )
-_STYLE_NOTE = "margin:16px 0 0;color:#57606a;font-size:14px"
+_STYLE_NOTE = "margin:16px 0 0;opacity:0.75;font-size:14px"
+_STYLE_FIGURE = "margin:0 0 16px;padding:0"
+_STYLE_IMAGE = "display:block;width:100%;max-width:640px;height:auto;border:0;border-radius:8px"
+_STYLE_CAPTION = "margin:4px 0 0;opacity:0.75;font-size:13px"
+_STYLE_FOOTER = "margin:24px 0 0;padding:12px 0 0;border-top:1px solid rgba(127,127,127,0.35);opacity:0.7;font-size:12px"
+# Mail apps that honour `color-scheme` switch to their dark palette for the document instead of
+# inverting it; the rest keep the reader's own colours since none is set here. Pictures never
+# grow beyond the screen, and the page keeps a readable measure on a wide one.
+_HEAD_STYLE = """\
+:root { color-scheme: light dark; supported-color-schemes: light dark; }
+body { margin: 0; padding: 16px; word-wrap: break-word; overflow-wrap: anywhere; }
+img { max-width: 100%; height: auto; -ms-interpolation-mode: bicubic; }
+a { color: inherit; text-decoration: underline; }
+p { margin: 0 0 12px; }
+.doormail-page { max-width: 600px; margin: 0 auto; }
+.doormail-picture { margin: 0 0 16px; }
+.doormail-picture img { display: block; width: 100%; border-radius: 8px; }
+.doormail-caption, .doormail-note, .doormail-footer { opacity: 0.75; }
+@media (max-width: 480px) {
+  body { padding: 12px !important; }
+  .doormail-page { max-width: 100% !important; }
+}
+@media (prefers-color-scheme: dark) {
+  .doormail-picture img { outline: 1px solid rgba(255, 255, 255, 0.2); }
+}
+[data-ogsc] .doormail-picture img { outline: 1px solid rgba(255, 255, 255, 0.2); }
+u + .body .doormail-page { width: 100% !important; }
+#MessageViewBody, #MessageWebViewDiv { width: 100% !important; }
+a[x-apple-data-detectors] {
+  color: inherit !important; text-decoration: none !important; font-size: inherit !important;
+  font-family: inherit !important; font-weight: inherit !important;
+  line-height: inherit !important;
+}
+@media print { .doormail-picture { page-break-inside: avoid; } }
+"""
+_HEAD = (
+    '<meta charset="utf-8">\n'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+    '<meta http-equiv="X-UA-Compatible" content="IE=edge">\n'
+    '<meta name="color-scheme" content="light dark">\n'
+    '<meta name="supported-color-schemes" content="light dark">\n'
+    # iOS Mail would otherwise scale the page down and turn a called number or the time into
+    # a link to dial or to a calendar.
+    '<meta name="x-apple-disable-message-reformatting">\n'
+    '<meta name="format-detection" content="telephone=no, date=no, address=no, email=no">\n'
+)
+# Outlook on Windows renders with Word: it knows no max-width, so the page is held to 600 pixels
+# by a table only it sees, and it gets a font it has instead of the system font stack.
+_HEAD_OUTLOOK = (
+    "<!--[if mso]>\n<noscript><xml><o:OfficeDocumentSettings><o:PixelsPerInch>96"
+    "</o:PixelsPerInch></o:OfficeDocumentSettings></xml></noscript>\n"
+    "<style>body, p, td, div { font-family: Arial, Helvetica, sans-serif !important; }</style>\n"
+    "<![endif]-->\n"
+)
+_OUTLOOK_OPEN = (
+    '<!--[if mso]><table role="presentation" width="600" align="center" cellpadding="0" '
+    'cellspacing="0" border="0"><tr><td><![endif]-->\n'
+)
+_OUTLOOK_CLOSE = "<!--[if mso]></td></tr></table><![endif]-->\n"
+_FOOTER = "Sent automatically by {device}. Reference for your installer: {event}."
+
+
+@dataclass(frozen=True)
+class _Picture:
+    """One snapshot as the message carries it: its part's name and Content-ID, and the words
+    that stand for it (the alt text, which says when it was taken)."""
+
+    data: bytes
+    filename: str
+    cid: str
+    words: str
+
+
+def _pictures(
+    images: Sequence[bytes], taken_at: Sequence[datetime], device: Device, domain: str
+) -> list[_Picture]:
+    """The snapshots numbered from 1, each with a Content-ID made from its bytes (so the same
+    input gives the same message) and, when known, the time it was taken."""
+    count = len(images)
+    shown = []
+    for number, image in enumerate(images, start=1):
+        words = f"Snapshot {number} of {count}"
+        if number <= len(taken_at):
+            words += f", taken at {datetime_value(taken_at[number - 1], device)}"
+        digest = hashlib.sha256(image).hexdigest()[:16]
+        shown.append(
+            _Picture(image, f"snapshot-{number}.jpg", f"snapshot-{number}.{digest}@{domain}", words)
+        )
+    return shown
+
+
+def _pictures_html(pictures: Sequence[_Picture]) -> str:
+    """The pictures as the HTML body shows them, one under the other, each with its caption."""
+    return "".join(
+        f'<div class="doormail-picture" style="{_STYLE_FIGURE}">'
+        f'<img src="cid:{html.escape(picture.cid)}" alt="{html.escape(picture.words)}" '
+        f'style="{_STYLE_IMAGE}">'
+        f'<p class="doormail-caption" style="{_STYLE_CAPTION}">{html.escape(picture.words)}</p>'
+        "</div>\n"
+        for picture in pictures
+    )
+
+
+@dataclass(frozen=True)
+class _Body:
+    """The rendered body template, and the footer every message ends with."""
+
+    html: str
+    footer: str
+
+
+def _pictures_words(pictures: Sequence[_Picture]) -> str:
+    """What the text part says in their place: how many pictures are attached, and which."""
+    if not pictures:
+        return ""
+    what = "1 picture is" if len(pictures) == 1 else f"{len(pictures)} pictures are"
+    names = ", ".join(picture.filename for picture in pictures)
+    return f"<p>{what} attached: {html.escape(names)}.</p>\n"
+
+
+def _place(html_body: str, shown: str) -> str:
+    """`shown` where `$Snapshots$` stood in the body (every place it stood), or after the text."""
+    if SNAPSHOTS_MARK in html_body:
+        return html_body.replace(SNAPSHOTS_MARK, shown)
+    return f"{html_body}\n{shown}" if shown else html_body
+
+
+def preview_pictures(html_body: str, count: int) -> str:
+    """A preview's body: a framed box in place of each of `count` pictures to come."""
+    boxes = "".join(
+        f'<div style="{_STYLE_FIGURE}"><div style="border:2px dashed;border-radius:8px;'
+        f'padding:48px 8px;text-align:center;opacity:0.75">snapshot-{number}.jpg</div></div>\n'
+        for number in range(1, count + 1)
+    )
+    return _place(html_body, boxes)
 
 
 def compose(
@@ -48,16 +190,19 @@ def compose(
     at: datetime,
     notes: Sequence[str] = (),
     sender: str | None = None,
+    taken_at: Sequence[datetime] = (),
 ) -> OutgoingMessage:
     """One finished message to `recipient`. `subject` and `html_body` are already rendered,
-    `snapshots` are JPEG images at their final resolution, `notes` are added to the body.
-    `sender` replaces `smtp.from` in the From header (the envelope stays `smtp.from`)."""
+    `snapshots` are JPEG images at their final resolution (`taken_at` says when each was
+    taken, for its alt text), `notes` are added to the body. `sender` replaces `smtp.from` in
+    the From header (the envelope stays `smtp.from`)."""
     envelope = settings.smtp.from_ or (sender or "")
     author = sender or envelope
     if not author:
         raise ValueError("smtp.from is empty: a message needs a From address")
     subject = header_safe(subject)
-    message_id = make_msgid(domain=_domain_of(author))
+    domain = _domain_of(author)
+    message_id = make_msgid(domain=domain)
     headers = _header_fields(
         author=_address(author, "sender"),
         display_name=header_safe(settings.device.name),
@@ -69,14 +214,19 @@ def compose(
         event_id=header_safe(event_id),
     )
     max_bytes = settings.smtp.max_message_bytes
+    device = settings.device
+    body = _Body(html_body, header_safe(_FOOTER.format(device=device.name, event=event_id)))
     images, all_notes = _within_limit(
-        headers, subject, html_body, list(snapshots), list(notes), max_bytes
+        headers, subject, body, list(snapshots), list(notes), max_bytes
     )
-    data = bytes(_build(headers, subject, html_body, images, all_notes))
+    data = bytes(
+        _build(headers, subject, body, _pictures(images, taken_at, device, domain), all_notes)
+    )
     while len(data) > max_bytes and images:
         # The estimate fell short (it should not): the limit still holds, at the last image's cost.
         images.pop()
-        data = bytes(_build(headers, subject, html_body, images, [*all_notes, _LEFT_OUT]))
+        shown = _pictures(images, taken_at, device, domain)
+        data = bytes(_build(headers, subject, body, shown, [*all_notes, _LEFT_OUT]))
     _check_header_block(data, {name for name, _ in headers})
     return OutgoingMessage(
         event_id=event_id,
@@ -209,23 +359,47 @@ def _address(value: str, what: str) -> str:
 def _build(
     headers: Sequence[tuple[str, str]],
     subject: str,
-    html_body: str,
-    images: Sequence[bytes],
+    body: _Body,
+    pictures: Sequence[_Picture],
     notes: Sequence[str],
 ) -> EmailMessage:
     message = EmailMessage(policy=_POLICY)
     for name, value in headers:
         message.set_raw(name, value)
-    text = text_body(html_body, notes)
-    document = html_document(html_body, notes, title=subject)
+    shown = _place(body.html, _pictures_html(pictures))
+    text = text_body(_place(body.html, _pictures_words(pictures)), notes, footer=body.footer)
+    document = html_document(shown, notes, title=subject, footer=body.footer)
     message.set_content(text, subtype="plain")
     message.add_alternative(document, subtype="html")
-    for number, image in enumerate(images, start=1):
-        message.add_attachment(
-            image, maintype="image", subtype="jpeg", filename=f"snapshot-{number}.jpg"
-        )
-    _finish_parts(message, headers, text, document, images)
+    if pictures:
+        _relate(message, pictures)
+    _finish_parts(message, headers, text, document, [picture.data for picture in pictures])
     return message
+
+
+def _relate(message: EmailMessage, pictures: Sequence[_Picture]) -> None:
+    """Turn `message` into a `multipart/related` whose root is its `multipart/alternative`
+    body, followed by the pictures it refers to (RFC 2387): so the text part stays a whole
+    alternative and the pictures still reach both. (The email package only nests it the other
+    way round, with the text part outside the related whole.)"""
+    alternative = EmailMessage(policy=_POLICY)
+    alternative.set_raw("Content-Type", message["Content-Type"])
+    alternative.set_payload(message.get_payload())
+    del message["Content-Type"]
+    message.set_raw("Content-Type", 'multipart/related; type="multipart/alternative"')
+    message.set_payload([alternative])
+    for picture in pictures:
+        part = EmailMessage(policy=_POLICY)
+        # Inline, to be shown where the HTML refers to it, and named, to be saved as a file.
+        part.set_content(
+            picture.data,
+            maintype="image",
+            subtype="jpeg",
+            cid=f"<{picture.cid}>",
+            disposition="inline",
+            filename=picture.filename,
+        )
+        message.attach(part)
 
 
 def _check_header_block(data: bytes, names: set[str]) -> None:
@@ -265,8 +439,8 @@ def _finish_parts(
     for image in images:
         digest.update(len(image).to_bytes(8, "big") + image)
     token = digest.hexdigest()[:40]
-    if message.get_content_subtype() == "mixed":
-        message.set_boundary(f"=_mixed_{token}")
+    if message.get_content_subtype() == "related":
+        message.set_boundary(f"=_related_{token}")
         alternative = message.get_payload(0)
         assert isinstance(alternative, EmailMessage)
         alternative.set_boundary(f"=_alternative_{token}")
@@ -274,35 +448,44 @@ def _finish_parts(
         message.set_boundary(f"=_alternative_{token}")
 
 
-def text_body(html_body: str, notes: Sequence[str] = ()) -> str:
-    """The `text/plain` part: the readable text of the HTML body, then the notes."""
+def text_body(html_body: str, notes: Sequence[str] = (), *, footer: str = "") -> str:
+    """The `text/plain` part: the readable text of the HTML body, then the notes and the
+    footer."""
     text = html_to_text(html_body)
     paragraphs = [text] if text else []
     paragraphs.extend(header_safe(note) for note in notes)
+    if footer:
+        paragraphs.append("-- \n" + footer)
     return "\n\n".join(paragraphs) + "\n"
 
 
-def html_document(html_body: str, notes: Sequence[str] = (), *, title: str = "") -> str:
+def html_document(
+    html_body: str, notes: Sequence[str] = (), *, title: str = "", footer: str = ""
+) -> str:
     """The `text/html` part: the body in a small complete document that reads well on a phone,
-    the notes (escaped) below it."""
+    in the reader's own colours, light or dark; the notes (escaped) and the footer below it."""
     notes_html = "".join(
-        f'<p style="{_STYLE_NOTE}">{html.escape(header_safe(note))}</p>\n' for note in notes
+        f'<p class="doormail-note" style="{_STYLE_NOTE}">{html.escape(header_safe(note))}</p>\n'
+        for note in notes
     )
+    if footer:
+        notes_html += (
+            f'<p class="doormail-footer" style="{_STYLE_FOOTER}">{html.escape(footer)}</p>\n'
+        )
     return (
-        "<!DOCTYPE html>\n"
-        '<html><head><meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(title)}</title></head>\n"
-        f'<body style="{_STYLE_BODY}">\n'
-        '<div style="max-width:600px;margin:0 auto">\n'
-        f"{html_body}\n{notes_html}</div>\n</body></html>\n"
+        '<!DOCTYPE html>\n<html lang="en"><head>\n'
+        f"{_HEAD}<title>{html.escape(title)}</title>\n<style>\n{_HEAD_STYLE}</style>\n"
+        f"{_HEAD_OUTLOOK}</head>\n"
+        f'<body style="{_STYLE_BODY}">\n{_OUTLOOK_OPEN}'
+        '<div class="doormail-page" style="max-width:600px;margin:0 auto">\n'
+        f"{html_body}\n{notes_html}</div>\n{_OUTLOOK_CLOSE}</body></html>\n"
     )
 
 
 def _within_limit(
     headers: Sequence[tuple[str, str]],
     subject: str,
-    html_body: str,
+    body: _Body,
     images: list[bytes],
     notes: list[str],
     max_bytes: int,
@@ -313,7 +496,8 @@ def _within_limit(
         return images, notes
     from doormail.camera.fit import attachment_size, fit_attachments  # Pillow, when pictures
 
-    rest = len(bytes(_build(headers, subject, html_body, [], notes))) + _MIXED_OVERHEAD
+    rest = len(bytes(_build(headers, subject, body, [], notes))) + _RELATED_OVERHEAD
+    rest += _PER_PICTURE_OVERHEAD * len(images)
     if rest + sum(attachment_size(image) for image in images) <= max_bytes:
         return images, notes
     fitted, fit_notes = fit_attachments(images, max(0, max_bytes - rest - _NOTES_ALLOWANCE))

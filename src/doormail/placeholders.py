@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
-from doormail.events import Access, Event
+from doormail.events import Access, CallEnded, Event
 from doormail.settings import Device, EmailOnAccess, EmailOnCall, EventMessage, Settings
 from doormail.users.model import User
 
@@ -19,7 +19,9 @@ __all__ = [
     "AUTH_ID_TYPES",
     "DEVICE_EVENT_KINDS",
     "KINDS",
+    "MARKUP",
     "PLACEHOLDERS",
+    "SNAPSHOTS_MARK",
     "TEMPLATE_SECTIONS",
     "Context",
     "Kind",
@@ -58,6 +60,10 @@ DEVICE_EVENT_KINDS: Mapping[str, Kind] = {
 _EVERY_KIND: frozenset[Kind] = frozenset(get_args(Kind))
 _DEVICE_EVENTS: frozenset[Kind] = frozenset(DEVICE_EVENT_KINDS.values())
 
+# What `$Snapshots$` renders to in a body: a comment no value can turn into (values are
+# HTML-escaped), which `compose` replaces with the pictures once it knows which it attaches.
+SNAPSHOTS_MARK = "<!--doormail:snapshots-->"
+
 AUTH_ID_TYPES = {"card": "Card", "bluetooth": "Bluetooth", "fingerprint": "Fingerprint"}
 
 
@@ -94,6 +100,9 @@ class Placeholder:
     # The manual's words for the kinds of mail where it says more than `description`.
     worded: Mapping[Kind, str] = field(default_factory=dict)
     beyond_manual: bool = False
+    # It stands for markup doormail makes (SNAPSHOTS_MARK, which `compose` replaces), rendered
+    # as it is in a body and to nothing in a subject; see MARKUP.
+    markup: bool = False
 
     @property
     def token(self) -> str:
@@ -151,6 +160,13 @@ def _auth_id_type(context: Context) -> str | None:
     return AUTH_ID_TYPES[event.auth_type] if isinstance(event, Access) else None
 
 
+def _call_state(context: Context) -> str | None:
+    event = context.event
+    if not isinstance(event, CallEnded):
+        return None
+    return "Answered" if event.answered else "Missed"
+
+
 def _auth_id_valid(context: Context) -> str | None:
     if context.valid is None:
         return None
@@ -197,7 +213,28 @@ PLACEHOLDERS: tuple[Placeholder, ...] = (
         _auth_id_valid,
         sample="Valid",
     ),
+    Placeholder(
+        "CallState",
+        "Call state: Missed or Answered",
+        frozenset({"call"}),
+        _call_state,
+        sample="Missed",
+        beyond_manual=True,
+    ),
+    Placeholder(
+        "Snapshots",
+        "Where the snapshots stand in the body (without it they follow the text)",
+        _EVERY_KIND,
+        lambda context: None,
+        beyond_manual=True,
+        markup=True,
+    ),
 )
+# The placeholders that stand for markup doormail makes, with what they render to in a body
+# (`templates.render(..., markup=MARKUP)`); `values` leaves them out.
+MARKUP: Mapping[str, str] = {
+    placeholder.name: SNAPSHOTS_MARK for placeholder in PLACEHOLDERS if placeholder.markup
+}
 
 
 def for_kind(kind: Kind) -> tuple[Placeholder, ...]:

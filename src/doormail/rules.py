@@ -55,12 +55,16 @@ class Mail:
 
 @dataclass(frozen=True)
 class Decision:
-    """The mails an event causes; when there are none, `reason` says why."""
+    """The mails an event causes; when there are none, `reason` says why. `concerned` are the
+    addresses the event is about: its mails' recipients, or, when it made none, those it would
+    have reached had it been due (so a resident's address finds the events that did not mail
+    it, and why)."""
 
     mails: tuple[Mail, ...]
     reason: str | None
     # A denied access (flood control counts those per device).
     denied: bool = False
+    concerned: tuple[str, ...] = ()
 
     @classmethod
     def none(cls, reason: str) -> Decision:
@@ -81,7 +85,33 @@ class _Letter:
 def decide(
     event: Event, settings: Settings, users: UserLookup, *, ringing_at: float | None = None
 ) -> Decision:
-    """The mails `event` causes under `settings`; `ringing_at` is when a call started ringing."""
+    """The mails `event` causes under `settings`, and the addresses it concerns; `ringing_at`
+    is when a call started ringing."""
+    decision = _decide(event, settings, users, ringing_at)
+    if decision.mails:
+        concerned = [mail.recipient for mail in decision.mails]
+    else:
+        concerned = would_reach(event, settings, users)
+    return replace(decision, concerned=tuple(dict.fromkeys(concerned)))
+
+
+def would_reach(event: Event, settings: Settings, users: UserLookup) -> list[str]:
+    """The addresses a mail of `event` goes to when it is due: the called users or Default To,
+    the identifier's user or Default To, or the Send to E-Mail Address."""
+    if isinstance(event, CallRinging):
+        return []
+    if isinstance(event, CallEnded):
+        called = [(value, called_user(value, users)) for value in event.called]
+        return [address for address, _ in call_recipients(event, settings, called)]
+    if isinstance(event, Access):
+        user = access_user(event, users)
+        return access_recipients(settings, user, access_valid(event, user))
+    return split_addresses(settings.email_on_event.to)
+
+
+def _decide(
+    event: Event, settings: Settings, users: UserLookup, ringing_at: float | None
+) -> Decision:
     if isinstance(event, CallRinging):
         return Decision.none(RINGING)
     if not settings.smtp.enabled:

@@ -360,19 +360,49 @@ class Snapshots(_Section):
     )
 
 
-DEFAULT_CALL_SUBJECT = "$DeviceName$: call to $DialNumber$ at $DateTime$"
-DEFAULT_CALL_BODY = (
-    "<p><b>$DeviceName$</b> called <b>$DialNumber$</b> $User$.</p>\n<p>Time: $DateTime$</p>"
+# The defaults read well on a phone: the subject's first words say what happened and where,
+# the body shows the pictures first ($Snapshots$), then what happened, who and when, as a
+# small table of labels and values in the reader's own colours.
+_HEADLINE = '<p style="margin:0 0 8px;font-size:18px;line-height:1.3"><b>{what}</b> at <b>$DeviceName$</b></p>\n'
+_ROW = (
+    '<tr><td style="padding:2px 16px 2px 0;vertical-align:top;opacity:0.75">{label}:</td>'
+    '<td style="padding:2px 0;vertical-align:top">{value}</td></tr>\n'
 )
-DEFAULT_ACCESS_SUBJECT = "$DeviceName$: $AuthIdValid$ $AuthIdType$ access at $DateTime$"
-DEFAULT_ACCESS_BODY = (
-    "<p><b>$AuthIdValid:Valid=Access granted,Invalid=Access denied$</b> at <b>$DeviceName$</b>.</p>\n"
-    "<p>User: $User$<br>$AuthIdType$: $AuthId$<br>Time: $DateTime$</p>"
+
+
+def _default_body(what: str, rows: list[tuple[str, str]]) -> str:
+    """`$Snapshots$`, the headline saying what happened where, then the rows."""
+    table = "".join(_ROW.format(label=label, value=value) for label, value in rows)
+    return (
+        "$Snapshots$\n"
+        + _HEADLINE.format(what=what)
+        + '<table role="presentation" cellpadding="0" cellspacing="0" border="0" '
+        + 'style="border-collapse:collapse">\n'
+        + table
+        + "</table>"
+    )
+
+
+DEFAULT_CALL_SUBJECT = (
+    "$CallState:Missed=Missed call,Answered=Call$ at $DeviceName$ — $DialNumber$ $User$"
+)
+DEFAULT_CALL_BODY = _default_body(
+    "$CallState:Missed=Missed call,Answered=Answered call$",
+    [("Called", "$DialNumber$ $User$"), ("Time", "$DateTime$")],
+)
+_ACCESS_OUTCOME = "$AuthIdValid:Valid=Access granted,Invalid=Access denied$"
+DEFAULT_ACCESS_SUBJECT = (
+    f"{_ACCESS_OUTCOME} at $DeviceName$ — "
+    "$AuthIdType:Card=card,Bluetooth=Bluetooth,Fingerprint=fingerprint$ $AuthId$"
+)
+DEFAULT_ACCESS_BODY = _default_body(
+    _ACCESS_OUTCOME,
+    [("User", "$User$"), ("$AuthIdType$", "$AuthId$"), ("Time", "$DateTime$")],
 )
 
 
 def _event_body(what: str) -> str:
-    return f"<p><b>$DeviceName$</b>: {what}.</p>\n<p>Time: $DateTime$</p>"
+    return _default_body(what, [("Device", "$DeviceName$"), ("Time", "$DateTime$")])
 
 
 class EmailOnCall(_Section):
@@ -446,22 +476,22 @@ class EmailOnEvent(_Section):
         "SIP Registration Lost Message",
         "SIP Registration Lost",
         "the SIP registration gets lost",
-        "$DeviceName$: SIP registration lost",
-        "the SIP registration was lost",
+        "SIP registration lost at $DeviceName$",
+        "SIP registration lost",
     )
     device_rebooted: EventMessage = _event_message(
         "Device Restart Message",
         "Device Rebooted",
         "the device is restarted",
-        "$DeviceName$: device restarted",
-        "the device was restarted",
+        "Device restarted at $DeviceName$",
+        "Device restarted",
     )
     tamper: EventMessage = _event_message(
         "Tamper Activated Message",
         "Tamper Switch Activation",
         "the tamper switch is activated",
-        "$DeviceName$: tamper switch activated",
-        "the tamper switch was activated",
+        "Tamper switch activated at $DeviceName$",
+        "Tamper switch activated",
     )
     snapshots: Snapshots = Field(
         default_factory=Snapshots,

@@ -20,13 +20,29 @@ _DOLLAR_OR_ESCAPE = re.compile(r"[$\\]")
 # Characters that end a line somewhere: CR and LF, but also what str.splitlines() (which the
 # email package uses while folding) treats as a line boundary.
 _LINE_BREAKING = frozenset("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+# Any character either cleaning below would change (control characters, line breaks and lone
+# surrogates): text without one, the usual case, is returned as it is in one search instead
+# of being looked at character by character.
+_UNCLEAN_BODY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNCLEAN_HEADER = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
-def render(template: str, values: Mapping[str, str], *, html: bool) -> str:
+def render(
+    template: str,
+    values: Mapping[str, str],
+    *,
+    html: bool,
+    markup: Mapping[str, str] | None = None,
+) -> str:
     """`template` with each known placeholder replaced by its value, in one pass (a value that
     contains `$User$` stays as it is). Names not in `values` are left exactly as written. With
-    `html=True` the values are HTML-escaped; with `html=False` (a subject) no control character
-    survives in the result. The time taken grows linearly with the template's length."""
+    `html=True` the values are HTML-escaped; the placeholders in `markup` stand for markup
+    doormail made, which goes in as it is (with `html=False`, a subject, they stand for
+    nothing). No control character survives in a subject. The time taken grows linearly with
+    the template's length."""
+    if markup:
+        values = {**values, **markup}
+    raws = markup or {}
     out: list[str] = []
     position = 0
     while (start := template.find("$", position)) >= 0:
@@ -38,8 +54,11 @@ def render(template: str, values: Mapping[str, str], *, html: bool) -> str:
             out.append("$")
             continue
         value, after = values[name.group()], name.end()
+        raw = name.group() in raws
+        if raw and not html:
+            value = ""
         if template.startswith("$", after):
-            out.append(_substitute(value, None, html=html))
+            out.append(value if raw else _substitute(value, None, html=html))
             position = after + 1
             continue
         if not template.startswith(":", after):
@@ -53,7 +72,8 @@ def render(template: str, values: Mapping[str, str], *, html: bool) -> str:
             # took quadratic time on `$A:` followed by `\$A:` many times.)
             position = start
             break
-        out.append(_substitute(value, template[after + 1 : closing], html=html))
+        choices = template[after + 1 : closing]
+        out.append(value if raw else _substitute(value, choices, html=html))
         position = closing + 1
     out.append(template[position:])
     rendered = "".join(out)
@@ -124,7 +144,7 @@ def _unescape(text: str) -> str:
 def _clean_text(text: str) -> str:
     """Text that encodes as UTF-8 and holds no control character but tab, CR and LF (a lone
     surrogate, e.g. from a JSON "\\ud800", becomes U+FFFD)."""
-    if text.isascii() and text.isprintable():
+    if _UNCLEAN_BODY.search(text) is None:
         return text
     return "".join(
         _no_surrogate(char)
@@ -136,7 +156,7 @@ def _clean_text(text: str) -> str:
 def header_safe(text: str) -> str:
     """`text` on one line for a header: each run of control or line-breaking characters
     becomes one space, a lone surrogate becomes U+FFFD."""
-    if text.isascii() and text.isprintable():
+    if _UNCLEAN_HEADER.search(text) is None:
         return text
     out: list[str] = []
     in_break = False

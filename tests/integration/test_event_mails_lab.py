@@ -137,7 +137,7 @@ def test_missed_call_to_user_without_email_reaches_default_to_once(
     assert sorted(mail["to"] for mail in reply["emails"]) == sorted([desk, night])
     for to in (desk, night):
         [message] = arrived(lab, to)
-        assert message["Subject"].startswith("Front door: call to 103, 999")
+        assert message["Subject"] == "Call at Front door — 103, 999"
         assert parts(message)["images"] == {}
 
 
@@ -168,16 +168,16 @@ def test_access_with_valid_card_reaches_the_user(api: TestClient, lab: Lab) -> N
     api.post("/api/users", json={"id": "u-bob", "name": "Bob", "email": bob, "cards": ["12AB34CD"]})
     post(api, {"type": "access", "auth_type": "card", "auth_id": "0012AB34CD"})
     [message] = arrived(lab, bob)
-    assert message["Subject"].startswith("Front door: Valid Card access at ")
+    assert message["Subject"] == "Access granted at Front door — card 0012AB34CD"
     assert "User: Bob" in parts(message)["text"]
 
 
 @pytest.mark.parametrize(
     ("event_type", "kind", "subject"),
     [
-        ("sip.registration_lost", "sip_registration_lost", "Front door: SIP registration lost"),
-        ("device.rebooted", "device_rebooted", "Front door: device restarted"),
-        ("tamper.activated", "tamper", "Front door: tamper switch activated"),
+        ("sip.registration_lost", "sip_registration_lost", "SIP registration lost at Front door"),
+        ("device.rebooted", "device_rebooted", "Device restarted at Front door"),
+        ("tamper.activated", "tamper", "Tamper switch activated at Front door"),
     ],
 )
 def test_device_event_reaches_the_send_to_email_address(

@@ -83,7 +83,8 @@ def test_send_email_action_queues_the_call_templates_with_one_snapshot(
     assert parsed["X-Doormail-Event"] == result["event_id"]
     # The E-Mail on Call templates, with the device's name and time; call values stay unknown.
     assert re.fullmatch(
-        r"Front door: call to \$DialNumber\$ at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", parsed["Subject"]
+        r"\$CallState:Missed=Missed call,Answered=Call\$ at Front door — \$DialNumber\$ \$User\$",
+        parsed["Subject"],
     )
     attachments = list(parsed.iter_attachments())
     assert [a.get_filename() for a in attachments] == ["snapshot-1.jpg"]
@@ -223,7 +224,7 @@ def test_intercom_form_by_query_parameters_sends_the_body_without_snapshots(
     assert (reply.status_code, reply.json()) == (200, {"success": True})
     (parsed,) = all_queued(enabled)
     assert parsed["Subject"] == "Hello" and parsed["To"] == "somebody@example.com"
-    assert part(parsed, "plain") == "Hello there\n"
+    assert part(parsed, "plain").startswith("Hello there\n\n-- \nSent automatically by ")
     assert list(parsed.iter_attachments()) == [] and camera.asked == []
 
 

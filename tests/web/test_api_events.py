@@ -53,3 +53,50 @@ def test_post_events_names_the_bad_field(
 
 def test_post_events_needs_authentication(anonymous: TestClient) -> None:
     assert anonymous.post("/api/events", json={"type": "device.rebooted"}).status_code == 401
+
+
+def test_get_events_lists_each_event_with_its_mails_or_its_reason(
+    configured: Service, api: TestClient
+) -> None:
+    mailed = api.post(
+        "/api/events", json={"type": "call.ended", "called": "101", "answered": False}
+    )
+    api.post("/api/events", json={"type": "call.ended", "called": "101", "answered": True})
+    reply = api.get("/api/events")
+    assert reply.status_code == 200
+    refused, kept = reply.json()["items"]
+    assert set(kept) == {"event_id", "type", "at", "device", "fields", "emails", "reason"}
+    assert kept["event_id"] == mailed.json()["event_id"]
+    assert {m["id"] for m in kept["emails"]} == {m["id"] for m in mailed.json()["emails"]}
+    assert refused["reason"] == "email_on_call.send is missed and the call was answered"
+    assert reply.json()["next"] is None
+    none = api.get("/api/events", params={"outcome": "none", "type": "call.ended"}).json()
+    assert [e["event_id"] for e in none["items"]] == [refused["event_id"]]
+
+
+def test_get_events_by_address_says_whether_each_mailed_it(
+    configured: Service, api: TestClient
+) -> None:
+    api.post("/api/events", json={"type": "call.ended", "called": "101", "answered": False})
+    api.post("/api/events", json={"type": "call.ended", "called": "101", "answered": True})
+    items = api.get("/api/events", params={"address": "a@work.example"}).json()["items"]
+    assert [item["for_address"]["mailed"] for item in items] == [False, True]
+    assert items[0]["for_address"]["why"].endswith("the call was answered")
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"since": "yesterday"}, "since"),
+        ({"since": "2026-11-29T10:00:00"}, "since"),
+        ({"type": "call"}, "type"),
+        ({"outcome": "sometimes"}, "outcome"),
+        ({"cursor": "x"}, "cursor"),
+    ],
+)
+def test_get_events_names_the_bad_parameter(
+    api: TestClient, params: dict[str, str], field: str
+) -> None:
+    reply = api.get("/api/events", params=params)
+    assert reply.status_code == 422
+    assert reply.json()["error"]["field"] == field

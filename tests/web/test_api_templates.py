@@ -17,7 +17,7 @@ def test_preview_renders_the_saved_templates_of_each_kind(api: TestClient, kind:
     preview = reply.json()
     assert set(preview) == {"kind", "subject", "html", "text"}
     assert preview["kind"] == kind
-    assert preview["subject"].startswith("doormail: ")
+    assert "at doormail" in preview["subject"]  # what happened where (the device's name)
     assert "$" not in preview["subject"] + preview["html"] + preview["text"]
     assert preview["html"].startswith("<!DOCTYPE html>")
     assert "<" not in preview["text"]
@@ -94,3 +94,11 @@ def test_preview_refuses_templates_longer_than_a_template_may_be(api: TestClient
         assert reply.json()["error"]["field"] == field
     longest = {"kind": "call", "subject": subject[1:], "body": body[1:]}
     assert api.post("/api/templates/preview", json=longest).status_code == 200
+
+
+def test_preview_shows_a_box_for_each_snapshot_to_come(api: TestClient) -> None:
+    patch = {"email_on_call": {"snapshots": {"attach": True, "count": 2}}}
+    assert api.patch("/api/config", json=patch).status_code == 200
+    preview = api.get("/api/templates/preview", params={"kind": "call"}).json()
+    body = preview["html"][preview["html"].index("<body") :]
+    assert body.index("snapshot-2.jpg") < body.index("Missed call")

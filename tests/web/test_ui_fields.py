@@ -93,6 +93,7 @@ def test_tab_titles_and_intros_are_the_sections_of_the_model() -> None:
         "Certificates",
         "Users",
         "Outbox",
+        "Events",
         "Device",
     ]
 
@@ -101,20 +102,26 @@ def test_tab_titles_and_intros_are_the_sections_of_the_model() -> None:
 def test_a_body_editor_offers_the_placeholders_of_its_kind_of_mail(kind: placeholders.Kind) -> None:
     body = FIELDS[f"{placeholders.TEMPLATE_SECTIONS[kind]}.body"]
     assert body.preview == kind
-    assert body.placeholders == tuple(
-        (p.token, p.description_for(kind)) for p in placeholders.for_kind(kind)
-    )
+    offered = dict(body.placeholders)
+    assert list(offered) == [p.token for p in placeholders.for_kind(kind)]
+    for placeholder in placeholders.for_kind(kind):
+        assert offered[placeholder.token].startswith(placeholder.description_for(kind))
+
+
+def test_the_placeholders_beyond_the_manual_are_marked_so() -> None:
+    offered = dict(FIELDS["email_on_call.body"].placeholders)
+    assert offered["$CallState$"] == "Call state: Missed or Answered (beyond the manual)"
+    assert offered["$Snapshots$"].endswith("(beyond the manual)")
+    assert not offered["$User$"].endswith("(beyond the manual)")
 
 
 def test_a_placeholder_added_to_the_table_is_offered_by_the_editors(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    state = placeholders.Placeholder(
-        "CallState", "Missed or Answered", frozenset({"call"}), lambda _: None, beyond_manual=True
-    )
+    state = placeholders.Placeholder("Weather", "Sunny or not", frozenset({"call"}), lambda _: None)
     monkeypatch.setattr(placeholders, "PLACEHOLDERS", (*placeholders.PLACEHOLDERS, state))
-    assert ("$CallState$", "Missed or Answered") in FIELDS["email_on_call.body"].placeholders
-    assert "$CallState$" not in dict(FIELDS["email_on_access.body"].placeholders)
+    assert ("$Weather$", "Sunny or not") in FIELDS["email_on_call.body"].placeholders
+    assert "$Weather$" not in dict(FIELDS["email_on_access.body"].placeholders)
 
 
 def test_a_submitted_tab_is_a_patch_the_model_accepts() -> None:

@@ -95,6 +95,26 @@ class CallMemory:
 
 
 @dataclass(frozen=True)
+class Kept:
+    """What the events list keeps of an event beside its answer: when it happened (UNIX
+    seconds), the device, its own fields as JSON, and the addresses it concerns."""
+
+    at: float
+    device: str
+    fields: str
+    addresses: tuple[str, ...]
+
+    def row(self) -> dict[str, Any]:
+        joined = ",".join(address.lower() for address in self.addresses)
+        return {
+            "at": self.at,
+            "device": self.device,
+            "fields": self.fields,
+            "addresses": f",{joined}," if joined else "",
+        }
+
+
+@dataclass(frozen=True)
 class Entry:
     """What one way in commits: the event (`event_type` None for a Send E-Mail order, which
     leaves no event row), its finished messages and their deadline, the reason when there are
@@ -108,6 +128,7 @@ class Entry:
     call: CallMemory | None = None
     # The limits it was decided under (flood control may hold its mails), None: no limits.
     flood: Flood | None = None
+    kept: Kept | None = None
 
 
 @dataclass(frozen=True)
@@ -139,11 +160,14 @@ class _Plan:
 
     def event_row(self, now: float) -> dict[str, Any]:
         entry = self.entry
+        kept = entry.kept or Kept(now, "", "{}", ())
         return {
             "id": entry.event_id,
             "type": entry.event_type,
             "received_at": now,
             "result": self.result,
+            "mails": len(entry.messages),
+            **kept.row(),
         }
 
     def settle(self, connection: Connection, items: Sequence[OutboxItem]) -> None:

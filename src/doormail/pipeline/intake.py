@@ -7,6 +7,7 @@ uses; it knows nothing of HTTP, of the delivery worker (it calls `on_queued`) or
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -18,7 +19,7 @@ from doormail.camera import SnapshotSource
 from doormail.events import CallEnded, CallRinging, Event
 from doormail.mail import OutgoingMessage
 from doormail.pipeline import snapshots
-from doormail.pipeline.commit import Accepted, CallMemory, Committer, Entry
+from doormail.pipeline.commit import Accepted, CallMemory, Committer, Entry, Kept
 from doormail.pipeline.flood import Flood
 from doormail.pipeline.prepare import prepare_messages
 from doormail.settings import Settings
@@ -86,6 +87,7 @@ class Intake:
             reason=decided.decision.reason,
             call=decided.call,
             flood=_flood(event, decided),
+            kept=_kept(event, decided),
         )
         accepted = await self._committer.commit(entry)
         if accepted.fresh:
@@ -141,6 +143,18 @@ def _flood(event: Event, decided: _Decided) -> Flood:
     if decided.decision.denied:
         denied_at = placeholders.device_name(event, decided.settings)
     return Flood(decided.settings.limits, denied_at)
+
+
+def _kept(event: Event, decided: _Decided) -> Kept:
+    """What the events list keeps of `event`: its moment, device and own fields, and the
+    addresses the decision found it concerns."""
+    fields = event.model_dump(mode="json", exclude={"type", "id", "at", "device"})
+    return Kept(
+        at=event.at.timestamp(),
+        device=placeholders.device_name(event, decided.settings),
+        fields=json.dumps({key: value for key, value in fields.items() if value is not None}),
+        addresses=decided.decision.concerned,
+    )
 
 
 def _call_of(event: Event, settings: Settings) -> tuple[str, str] | None:

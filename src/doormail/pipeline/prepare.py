@@ -6,9 +6,10 @@ Apply & Test all build their messages here."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
-from doormail import templates
+from doormail import placeholders, templates
+from doormail.camera import spread
 from doormail.compose import compose
 from doormail.mail import OutgoingMessage
 from doormail.pipeline.snapshots import Taken, key_of
@@ -34,15 +35,23 @@ def prepare_message(
     """The message of one mail; its pictures are the set `pictures` holds for it."""
     key = key_of(mail)
     shown = pictures.get(key) if key is not None else None
+    # The moments the camera was asked for, which its pictures stand nearest to.
+    taken_at = [] if key is None else spread(key[0][0], key[0][1], key[1])
     return compose(
         settings=settings,
         event_id=event_id,
         kind=mail.kind,
         recipient=mail.recipient,
-        subject=templates.render(mail.subject_template, mail.values, html=False),
-        html_body=templates.render(mail.body_template, mail.values, html=True),
+        # Stripped: an empty value at the end (a call without a user's name) leaves no space.
+        subject=templates.render(
+            mail.subject_template, mail.values, html=False, markup=placeholders.MARKUP
+        ).strip(),
+        html_body=templates.render(
+            mail.body_template, mail.values, html=True, markup=placeholders.MARKUP
+        ),
         snapshots=shown.images if shown else (),
         at=at,
         notes=shown.notes if shown else (),
         sender=mail.sender,
+        taken_at=[datetime.fromtimestamp(moment, UTC) for moment in taken_at],
     )

@@ -85,6 +85,17 @@ events = Table(
     Column("type", String(64), nullable=False),
     Column("received_at", Float, nullable=False),
     Column("result", Text, nullable=False),
+    # When it happened, where, and its own fields (JSON): what the events list shows.
+    Column("at", Float),
+    Column("device", String(256)),
+    Column("fields", Text),
+    # The addresses it concerns, lower case, each between commas (",a@x.org,b@y.org,"), so that
+    # one LIKE finds an address's events: its mails' recipients, or, with no mail, those it
+    # would have reached.
+    Column("addresses", Text, nullable=False, default="", server_default=""),
+    # How many mails it queued (0: its answer gives the reason).
+    Column("mails", Integer, nullable=False, default=0, server_default="0"),
+    Index("ix_events_at", "at", "id"),
 )
 
 # Calls still ringing: a call's snapshots span from its ringing to its end, and the ringing and

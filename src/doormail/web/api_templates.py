@@ -10,9 +10,16 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from doormail.compose import html_document, text_body
-from doormail.placeholders import KINDS, preview_values, template_kind, templates_for
-from doormail.settings import MAX_BODY, MAX_SUBJECT, Settings
+from doormail.compose import html_document, preview_pictures, text_body
+from doormail.placeholders import (
+    KINDS,
+    MARKUP,
+    TEMPLATE_SECTIONS,
+    preview_values,
+    template_kind,
+    templates_for,
+)
+from doormail.settings import MAX_BODY, MAX_SUBJECT, Settings, Snapshots
 from doormail.templates import render
 from doormail.web.errors import ApiError
 from doormail.web.schemas import json_reply, refusal
@@ -67,11 +74,21 @@ def render_preview(
         raise ApiError(422, "validation", str(error), "kind") from None
     saved_subject, saved_body = templates_for(settings, known)
     values = preview_values(known, settings, datetime.now(UTC))
-    rendered_subject = render(saved_subject if subject is None else subject, values, html=False)
-    rendered_body = render(saved_body if body is None else body, values, html=True)
+    subject_template = saved_subject if subject is None else subject
+    rendered_subject = render(subject_template, values, html=False, markup=MARKUP)
+    rendered_body = render(saved_body if body is None else body, values, html=True, markup=MARKUP)
+    shown = preview_pictures(rendered_body, _pictures_of(settings, known))
     return {
         "kind": kind,
         "subject": rendered_subject,
-        "html": html_document(rendered_body, title=rendered_subject),
+        "html": html_document(shown, title=rendered_subject),
         "text": text_body(rendered_body),
     }
+
+
+def _pictures_of(settings: Settings, kind: str) -> int:
+    """How many snapshots a mail of `kind` carries under `settings`."""
+    section = TEMPLATE_SECTIONS[template_kind(kind)].split(".")[0]
+    snapshots = getattr(settings, section).snapshots
+    assert isinstance(snapshots, Snapshots)
+    return snapshots.count if snapshots.attach else 0

@@ -110,6 +110,38 @@ class OutboxRetried(_Reply):
     queued: int = Field(description="how many queued mails are now due")
 
 
+class KeptEmail(_Reply):
+    id: str = Field(description="the outbox entry")
+    to: str
+    status: str = Field(description="its state in the outbox now")
+
+
+class ForAddress(_Reply):
+    address: str
+    mailed: bool
+    why: str | None = Field(description="why the event did not mail this address")
+
+
+class KeptEvent(_Reply):
+    """One event kept, with what came of it."""
+
+    event_id: str
+    type: str
+    at: str = Field(description="when it happened, ISO 8601")
+    device: str
+    fields: dict[str, Any] = Field(description="the event's own fields as posted")
+    emails: list[KeptEmail]
+    reason: str | None = Field(description="why no mail was made, when none was")
+    for_address: ForAddress | None = Field(
+        None, description="with ?address=: whether this event mailed it, and why not"
+    )
+
+
+class EventsPage(_Reply):
+    items: list[KeptEvent]
+    next: str | None = Field(description="the cursor of the next page, or null")
+
+
 class TestStarted(_Reply):
     __test__ = False
     id: str
@@ -151,6 +183,7 @@ _REPLY_MODELS: tuple[type[BaseModel], ...] = (
     UsersImported,
     OutboxPage,
     OutboxRetried,
+    EventsPage,
     TestStarted,
     TestStatus,
     CertificateList,

@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from doormail import settings as model
 from doormail.accounts import ADMIN
 from doormail.app import Service
-from doormail.web import ui_certificates, ui_dkim, ui_outbox, ui_server, ui_users
+from doormail.web import ui_certificates, ui_dkim, ui_events, ui_outbox, ui_server, ui_users
 from doormail.web.security import (
     PasswordGate,
     SessionEpochs,
@@ -76,6 +76,7 @@ def install(app: FastAPI, service: Service) -> None:
         ui_server.router,
         ui_outbox.router,
         ui_dkim.router,
+        ui_events.router,
     ):
         app.include_router(pages, include_in_schema=False)
 

@@ -31,6 +31,7 @@ NAVIGATION = (
     ("/certificates", "Certificates"),
     ("/users", "Users"),
     ("/outbox", "Outbox"),
+    ("/events", "Events"),
     _settings_tab("device"),
 )
 

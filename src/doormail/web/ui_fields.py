@@ -45,7 +45,14 @@ class Field:
         if self.kind != "body" or self.preview is None:
             return ()
         kind = self.preview
-        return tuple((p.token, p.description_for(kind)) for p in placeholders.for_kind(kind))
+        return tuple(
+            (p.token, p.description_for(kind) + (BEYOND_MANUAL if p.beyond_manual else ""))
+            for p in placeholders.for_kind(kind)
+        )
+
+
+# How a placeholder doormail adds to the manual's is marked beside its meaning.
+BEYOND_MANUAL = " (beyond the manual)"
 
 
 @dataclass(frozen=True)

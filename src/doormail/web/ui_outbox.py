@@ -92,6 +92,10 @@ def open_message(data: bytes) -> Opened:
             if isinstance(payload, bytes):
                 uri = f"data:{part.get_content_type()};base64,{base64.b64encode(payload).decode()}"
                 images.append((part.get_filename() or "snapshot", uri))
+                content_id = part["Content-ID"]
+                if html is not None and content_id is not None:
+                    # Shown as a mail app shows it: the pictures the HTML refers to, in place.
+                    html = html.replace(f"cid:{str(content_id).strip('<> ')}", uri)
     source = data.decode("utf-8", errors="replace")
     return Opened(headers, html, text, images, source)
 

@@ -388,6 +388,36 @@
     setTimeout(poll, 1000);
   }
 
+  // -- events: the first page follows the events as they arrive and their mails as they go ------
+
+  function setupLiveEvents() {
+    const list = document.getElementById("events-list");
+    if (!list || list.dataset.firstPage !== "true") return;
+    const news = document.getElementById("events-news");
+    const newest = () => list.querySelector("[data-event-id]")?.dataset.eventId || "";
+
+    async function poll() {
+      if (!document.hidden) {
+        try {
+          // The page itself, rendered by the server with the same filters: one way to show it.
+          const response = await fetch(window.location.href, { credentials: "same-origin" });
+          if (response.ok) {
+            const fresh = new DOMParser()
+              .parseFromString(await response.text(), "text/html")
+              .getElementById("events-list");
+            if (fresh && fresh.innerHTML !== list.innerHTML) {
+              const before = newest();
+              list.innerHTML = fresh.innerHTML;
+              if (newest() !== before) news.textContent = "New events arrived.";
+            }
+          }
+        } catch (_) { /* try again on the next round */ }
+      }
+      setTimeout(poll, 2000);
+    }
+    setTimeout(poll, 2000);
+  }
+
   // -- confirmations ---------------------------------------------------------------------------
 
   function setupConfirmations() {
@@ -406,5 +436,6 @@
     setupFilePickers();
     setupConfirmations();
     setupLiveOutbox();
+    setupLiveEvents();
   });
 })();
