@@ -15,6 +15,13 @@ from doormail.settings import apply_patch
 runner = CliRunner()
 
 
+def installed(tmp_path: Path) -> str:
+    """A data folder that holds a doormail installation (the commands need one)."""
+    data = str(tmp_path / "data")
+    build_service(Paths.resolve(data))
+    return data
+
+
 def test_config_export_leaves_secrets_out(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     service = build_service(Paths.resolve(data))
@@ -27,7 +34,7 @@ def test_config_export_leaves_secrets_out(tmp_path: Path) -> None:
 
 
 def test_config_import_replaces_the_configuration(tmp_path: Path) -> None:
-    data = str(tmp_path / "data")
+    data = installed(tmp_path)
     source = tmp_path / "config.json"
     source.write_text(json.dumps({"device": {"name": "Gate 2"}, "smtp": {"port": 587}}))
     result = runner.invoke(cli, ["config", "import", str(source), "--data", data])
@@ -38,7 +45,7 @@ def test_config_import_replaces_the_configuration(tmp_path: Path) -> None:
 
 
 def test_config_import_of_a_bad_file_names_the_field_and_changes_nothing(tmp_path: Path) -> None:
-    data = str(tmp_path / "data")
+    data = installed(tmp_path)
     source = tmp_path / "config.json"
     source.write_text(json.dumps({"device": {"name": "Gate 2"}, "smtp": {"port": 0}}))
     result = runner.invoke(cli, ["config", "import", str(source), "--data", data])
@@ -89,14 +96,14 @@ def test_config_import_that_moves_the_smtp_server_without_the_password_is_refuse
 def test_config_import_of_a_file_that_is_not_json_is_a_clear_error(tmp_path: Path) -> None:
     source = tmp_path / "config.json"
     source.write_text("{")
-    result = runner.invoke(cli, ["config", "import", str(source), "--data", str(tmp_path / "d")])
+    result = runner.invoke(cli, ["config", "import", str(source), "--data", installed(tmp_path)])
     assert result.exit_code == 1
     assert "cannot read" in result.output
     assert "Traceback" not in result.output
 
 
 def test_token_create_prints_an_events_token_that_works(tmp_path: Path) -> None:
-    data = str(tmp_path / "data")
+    data = installed(tmp_path)
     result = runner.invoke(cli, ["token", "create", "door-1", "--data", data])
     assert result.exit_code == 0
     token = result.stdout.strip()
@@ -105,7 +112,7 @@ def test_token_create_prints_an_events_token_that_works(tmp_path: Path) -> None:
 
 
 def test_token_create_with_scope_admin_makes_a_token_for_everything(tmp_path: Path) -> None:
-    data = str(tmp_path / "data")
+    data = installed(tmp_path)
     result = runner.invoke(cli, ["token", "create", "ha", "--scope", "admin", "--data", data])
     assert result.exit_code == 0, result.output
     caller = build_service(Paths.resolve(data)).accounts.check_token(result.stdout.strip())
@@ -113,7 +120,7 @@ def test_token_create_with_scope_admin_makes_a_token_for_everything(tmp_path: Pa
 
 
 def test_token_create_with_an_unknown_scope_names_it_and_makes_nothing(tmp_path: Path) -> None:
-    data = str(tmp_path / "data")
+    data = installed(tmp_path)
     result = runner.invoke(cli, ["token", "create", "ha", "--scope", "root", "--data", data])
     assert result.exit_code == 1
     assert "--scope: must be events or admin" in result.stderr

@@ -19,12 +19,13 @@ from rich.table import Table
 from rich.text import Text
 
 from doormail import settings as model
-from doormail.accounts import DEFAULT_SCOPE, TokenError
+from doormail.accounts import ADMIN, DEFAULT_SCOPE, TokenError
 from doormail.app import DEFAULT_LISTEN, Paths, Runner, Service, build_service
 from doormail.applytest import TestRun
 from doormail.firststart import FirstStartError
 from doormail.outbox import OutboxError, OutboxItem
 from doormail.sources.command_line import event_body
+from doormail.store.installation import NotInstalled, describe, require_installation
 from doormail.web import https
 from doormail.web.https import HttpsError, ServerCertificate, is_loopback
 
@@ -41,6 +42,10 @@ users_cli = typer.Typer(
     help="The users list as CSV: id,name,email,numbers,cards,bluetooth,fingerprints."
 )
 cli.add_typer(users_cli, name="users")
+admin_cli = typer.Typer(help="The admin account: a way back in when its password is lost.")
+cli.add_typer(admin_cli, name="admin")
+# A typed admin password shorter than this is refused (a generated one has 16 characters).
+MIN_PASSWORD = 8
 
 console = Console()
 errors = Console(stderr=True)
@@ -55,7 +60,20 @@ DatabaseOption = Annotated[
 
 
 def _service(data: str | None, database: str | None = None) -> Service:
-    return build_service(Paths.resolve(data, database))
+    """The existing installation a command works on, named on stderr (stdout stays the
+    command's output, e.g. CSV); a clear stop when there is none, never a new empty one."""
+    return build_service(_installation(data, database))
+
+
+def _installation(data: str | None, database: str | None) -> Paths:
+    paths = Paths.resolve(data, database)
+    try:
+        require_installation(paths.data_dir, paths.database_url)
+    except NotInstalled as error:
+        raise _fail(escape(str(error))) from None
+    where = describe(paths.data_dir, paths.database_url)
+    errors.print(f"doormail: {where}", markup=False, highlight=False, soft_wrap=True)
+    return paths
 
 
 def _fail(message: str) -> typer.Exit:
@@ -123,16 +141,15 @@ def serve(
         certificate = _server_certificate(service.paths.data_dir, host, tls, tls_cert, tls_key)
     except HttpsError as error:
         raise _fail(escape(str(error))) from None
-    generated = service.accounts.ensure_admin(os.environ.get("DOORMAIL_ADMIN_PASSWORD"))
-    if generated:
-        console.print(
-            f"Created the admin account. User [bold]admin[/bold], password [bold]{generated}[/bold]"
-            " (shown only this once)."
-        )
+    _admin_account(service, os.environ.get("DOORMAIL_ADMIN_PASSWORD"))
     scheme = "https" if certificate else "http"
     where = f"[{host}]" if ":" in host else host
     console.print(
-        f"doormail listening on {scheme}://{where}:{port}/ (data: {service.paths.data_dir})"
+        f"doormail listening on {scheme}://{where}:{port}/"
+        f" ({describe(service.paths.data_dir, service.paths.database_url)})",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
     )
     if certificate is not None:
         made = "made a self-signed HTTPS certificate; its" if certificate.made else "HTTPS"
@@ -160,6 +177,54 @@ def serve(
     )
 
 
+def _admin_account(service: Service, given: str | None) -> None:
+    """Create the admin account at first start; a $DOORMAIL_ADMIN_PASSWORD that no longer
+    matches (it counts at first start only) is reported, never silently ignored."""
+    generated = service.accounts.ensure_admin(given)
+    if generated:
+        # A line of its own, not wrapped, so that it can be copied whole.
+        print("Created the admin account 'admin'. Its password, shown only this once:")
+        print(generated)
+    elif given and not service.accounts.check_password(ADMIN, given):
+        logging.getLogger("doormail").warning(
+            "$DOORMAIL_ADMIN_PASSWORD differs from the admin password stored in %s and is not"
+            " used (it counts at the first start only); set a new password with"
+            " `doormail admin password`",
+            service.paths.data_dir.resolve(),
+        )
+
+
+@admin_cli.command("password")
+def admin_password(
+    generate: Annotated[
+        bool, typer.Option("--generate", help="generate a password and print it instead")
+    ] = False,
+    data: DataOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Set a new admin password (typed twice, or generated and printed): the way back in for
+    whoever has the data folder. Every session of the admin ends."""
+    service = _service(data, database)
+    typed = None
+    if not generate:
+        typed = typer.prompt(
+            "New admin password (empty: generate one)",
+            default="",
+            show_default=False,
+            hide_input=True,
+            confirmation_prompt=True,
+        )
+        if typed and len(typed) < MIN_PASSWORD:
+            raise _fail(f"the password must have at least {MIN_PASSWORD} characters")
+    generated = service.accounts.reset_admin(typed or None)
+    if generated:
+        print("The admin's new password, shown only this once:")
+        print(generated)
+    else:
+        console.print("The admin password was changed.")
+    console.print("Every session of the admin has ended; log in again as 'admin'.")
+
+
 @cli.command()
 def worker(data: DataOption = None, database: DatabaseOption = None) -> None:
     """Run the delivery worker alone (no HTTP), beside `doormail serve` on the same database
@@ -168,7 +233,7 @@ def worker(data: DataOption = None, database: DatabaseOption = None) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        service = build_service(Paths.resolve(data, database), first_start_apart=True)
+        service = build_service(_installation(data, database), first_start_apart=True)
     except FirstStartError as error:
         raise _fail(str(error)) from None
     where = service.engine.url.render_as_string(hide_password=True)
