@@ -23,6 +23,7 @@ from doormail.accounts import ADMIN, DEFAULT_SCOPE, TokenError
 from doormail.app import DEFAULT_LISTEN, Paths, Runner, Service, build_service
 from doormail.applytest import TestRun
 from doormail.firststart import FirstStartError
+from doormail.logs import LogFormat, LogLevel, configure
 from doormail.outbox import OutboxError, OutboxItem
 from doormail.sources.command_line import event_body
 from doormail.store.installation import NotInstalled, describe, require_installation
@@ -53,6 +54,16 @@ errors = Console(stderr=True)
 DataOption = Annotated[
     str | None,
     typer.Option("--data", help="data folder (default ./doormail-data or $DOORMAIL_DATA)"),
+]
+LogLevelOption = Annotated[
+    LogLevel,
+    typer.Option(
+        "--log-level", help="debug (every camera and source request), info, warning or error"
+    ),
+]
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option("--log-format", help="text, or json (one object a line) for log collectors"),
 ]
 DatabaseOption = Annotated[
     str | None, typer.Option("--database", help="database URL (default SQLite in the data folder)")
@@ -120,15 +131,15 @@ def serve(
     tls_key: Annotated[
         Path | None, typer.Option("--tls-key", help="the unencrypted private key of --tls-cert")
     ] = None,
+    log_level: LogLevelOption = "info",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Run the HTTP API, the web UI and the delivery worker in one process."""
     import uvicorn
 
     from doormail.web.app import create_app
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure(log_level, log_format)
     try:
         host, port = parse_listen(listen or os.environ.get("DOORMAIL_LISTEN") or DEFAULT_LISTEN)
     except ValueError as error:
@@ -169,7 +180,9 @@ def serve(
         create_app(service),
         host=host,
         port=port,
-        log_level="warning",
+        # uvicorn's lines go through the log configured above (its format, JSON too).
+        log_config=None,
+        log_level="debug" if log_level == "debug" else "warning",
         proxy_headers=forwarded_allow_ips is not None,
         forwarded_allow_ips=forwarded_allow_ips,
         ssl_certfile=certificate.certificate if certificate else None,
@@ -226,12 +239,15 @@ def admin_password(
 
 
 @cli.command()
-def worker(data: DataOption = None, database: DatabaseOption = None) -> None:
+def worker(
+    data: DataOption = None,
+    database: DatabaseOption = None,
+    log_level: LogLevelOption = "info",
+    log_format: LogFormatOption = "text",
+) -> None:
     """Run the delivery worker alone (no HTTP), beside `doormail serve` on the same database
     (on PostgreSQL, as many as you like); it stops on SIGTERM or Ctrl-C."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure(log_level, log_format)
     try:
         service = build_service(_installation(data, database), first_start_apart=True)
     except FirstStartError as error:

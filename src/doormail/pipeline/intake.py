@@ -7,6 +7,7 @@ uses; it knows nothing of HTTP, of the delivery worker (it calls `on_queued`) or
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -24,6 +25,8 @@ from doormail.settings import Settings
 from doormail.users.model import UserLookup
 
 SEND_EMAIL_ID_PREFIX = "send-email-"
+
+log = logging.getLogger("doormail.intake")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class Intake:
         )
         accepted = await self._committer.commit(entry)
         if accepted.fresh:
+            _log_taken(event.type, accepted)
             self._on_event(event.type)
             if accepted.emails:
                 self._on_queued()
@@ -100,6 +104,7 @@ class Intake:
         event_id = SEND_EMAIL_ID_PREFIX + uuid.uuid4().hex
         decision = rules.send_email_mails(order, settings, at)
         if not decision.mails:
+            _log_taken("send-email", Accepted(event_id, (), decision.reason))
             return Accepted(event_id, (), decision.reason)
         pictures = await snapshots.take(self._camera, decision.mails)
         messages = await asyncio.to_thread(
@@ -107,6 +112,7 @@ class Intake:
         )
         entry = Entry(event_id, None, tuple(messages), settings.smtp.deliver_in)
         accepted = await self._committer.commit(entry)
+        _log_taken("send-email", accepted)
         self._on_queued()
         return accepted
 
@@ -129,6 +135,21 @@ class Intake:
             )
             messages = tuple(prepared)
         return _Decided(event_id, settings, decision, _memory(event, call), messages)
+
+
+def _log_taken(kind: str, accepted: Accepted) -> None:
+    """The log's one line per event taken (SPEC section 1): what it queued, or why nothing."""
+    if accepted.emails:
+        to = ", ".join(mail.to for mail in accepted.emails)
+        log.info(
+            "event %s %s: %d mail(s) queued to %s",
+            accepted.event_id,
+            kind,
+            len(accepted.emails),
+            to,
+        )
+    else:
+        log.info("event %s %s: no mail (%s)", accepted.event_id, kind, accepted.reason)
 
 
 def _call_of(event: Event, settings: Settings) -> tuple[str, str] | None:
