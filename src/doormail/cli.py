@@ -22,10 +22,12 @@ from doormail import settings as model
 from doormail.accounts import ADMIN, DEFAULT_SCOPE, TokenError
 from doormail.app import DEFAULT_LISTEN, Paths, Runner, Service, build_service
 from doormail.applytest import TestRun
+from doormail.events import TYPES
 from doormail.firststart import FirstStartError
 from doormail.logs import LogFormat, LogLevel, configure
 from doormail.outbox import OutboxError, OutboxItem
 from doormail.sources.command_line import event_body
+from doormail.sources.command_line import help_text as event_help
 from doormail.store.installation import NotInstalled, describe, require_installation
 from doormail.web import https
 from doormail.web.https import HttpsError, ServerCertificate, is_loopback
@@ -400,12 +402,13 @@ def users_export(data: DataOption = None, database: DatabaseOption = None) -> No
     sys.stdout.write(_service(data, database).users.export_csv())
 
 
-@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@cli.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    help=event_help(),
+)
 def event(
     context: typer.Context,
-    event_type: Annotated[
-        str, typer.Argument(metavar="TYPE", help="call.ringing, call.ended, access, ...")
-    ],
+    event_type: Annotated[str, typer.Argument(metavar="TYPE", help=", ".join(TYPES))],
     url: Annotated[
         str | None,
         typer.Option("--url", help="the running service (default http://$DOORMAIL_LISTEN)"),
@@ -413,8 +416,6 @@ def event(
     data: DataOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Post one event to the running service, e.g.
-    `doormail event call.ended --called 101 --answered false`."""
     import httpx
 
     try:
