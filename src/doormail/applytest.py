@@ -152,9 +152,13 @@ class SmtpTests:
         settings, withheld = (
             model.apply_trial(current, {"smtp": dict(smtp)}) if smtp else (current, [])
         )
-        for name, value in (("server", settings.smtp.server), ("from", settings.smtp.from_)):
-            if not value:
-                raise model.SettingsError(f"smtp.{name}", "is required to send the test e-mail")
+        missing = [
+            (f"smtp.{name}", "is required to send the test e-mail")
+            for name, value in (("server", settings.smtp.server), ("from", settings.smtp.from_))
+            if not value
+        ]
+        if missing:
+            raise model.SettingsError.of(missing)
         try:
             context = self._tls_contexts(settings.smtp)
         except CertificateError as error:

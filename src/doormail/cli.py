@@ -307,7 +307,9 @@ def config_import(
     try:
         updated = model.apply_replace(service.settings.load(), document)
     except model.SettingsError as error:
-        raise _fail(f"{error.field}: {error.message} (nothing was changed)") from None
+        for field, message in error.problems[1:]:
+            errors.print(f"{field}: {message}", markup=False, highlight=False, soft_wrap=True)
+        raise _fail(escape(f"{error.field}: {error.message} (nothing was changed)")) from None
     service.settings.save(updated)
     console.print(f"configuration imported from {file}")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -55,12 +55,21 @@ _HOST = re.compile(
 
 
 class SettingsError(ValueError):
-    """A configuration value that cannot be accepted; `field` is its dotted path."""
+    """Configuration values that cannot be accepted: `field` is the first one's dotted path and
+    `message` what is wrong with it; `problems` lists every bad field with its message."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(
+        self, field: str, message: str, problems: Sequence[tuple[str, str]] = ()
+    ) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.problems: tuple[tuple[str, str], ...] = tuple(problems) or ((field, message),)
+
+    @classmethod
+    def of(cls, problems: Sequence[tuple[str, str]]) -> SettingsError:
+        """One error for several bad fields (at least one), the first named first."""
+        return cls(problems[0][0], problems[0][1], problems)
 
 
 def split_addresses(value: str) -> list[str]:
@@ -567,21 +576,22 @@ class Settings(_Section):
     @model_validator(mode="after")
     def _usable_when_enabled(self) -> Settings:
         smtp = self.smtp
+        problems: list[tuple[str, str]] = []
         if smtp.enabled:
             if not smtp.server:
-                raise SettingsError("smtp.server", "is required when smtp.enabled is true")
+                problems.append(("smtp.server", "is required when smtp.enabled is true"))
             if not smtp.from_:
-                raise SettingsError("smtp.from", "is required when smtp.enabled is true")
+                problems.append(("smtp.from", "is required when smtp.enabled is true"))
         if smtp.auth == "xoauth2" and smtp.enabled:
             for key in ("token_url", "client_id", "refresh_token"):
                 if not getattr(smtp.oauth2, key):
-                    raise SettingsError(
-                        f"smtp.oauth2.{key}", "is required when smtp.auth is xoauth2"
-                    )
+                    problems.append((f"smtp.oauth2.{key}", "is required when smtp.auth is xoauth2"))
         if smtp.dkim.enabled:
             for key in ("domain", "selector", "private_key"):
                 if not getattr(smtp.dkim, key):
-                    raise SettingsError(f"smtp.dkim.{key}", "is required when smtp.dkim.enabled")
+                    problems.append((f"smtp.dkim.{key}", "is required when smtp.dkim.enabled"))
+        if problems:
+            raise SettingsError.of(problems)
         return self
 
     def document(self) -> dict[str, Any]:
@@ -683,23 +693,27 @@ def validate(document: Mapping[str, Any], *, stored: bool = False) -> Settings:
     try:
         return Settings.model_validate(dict(document), context={_STORED: stored})
     except ValidationError as error:
-        raise _first_error(error) from None
+        raise _every_error(error) from None
     except SettingsError:
         raise
 
 
-def _first_error(error: ValidationError) -> SettingsError:
-    first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"])
-    context = first.get("ctx", {}).get("error")
-    if isinstance(context, SettingsError):
-        return context
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "is not a known setting"
-    elif first["type"] == "literal_error":
-        message = f"must be {message.removeprefix('Input should be ')}"
-    return SettingsError(field or "config", message)
+def _every_error(error: ValidationError) -> SettingsError:
+    """Every bad field the validation found, in the order found (SPEC section 2)."""
+    problems: list[tuple[str, str]] = []
+    for detail in error.errors():
+        context = detail.get("ctx", {}).get("error")
+        if isinstance(context, SettingsError):
+            problems += context.problems
+            continue
+        field = ".".join(str(part) for part in detail["loc"])
+        message = detail["msg"].removeprefix("Value error, ")
+        if detail["type"] == "extra_forbidden":
+            message = "is not a known setting"
+        elif detail["type"] == "literal_error":
+            message = f"must be {message.removeprefix('Input should be ')}"
+        problems.append((field or "config", message))
+    return SettingsError.of(problems)
 
 
 def _strip_secret_flags(patch: dict[str, Any]) -> None:
@@ -809,5 +823,4 @@ def _unmask_urls(request: dict[str, Any], stored: dict[str, Any]) -> None:
 
 def _refuse(unbound: list[destinations.Unbound]) -> None:
     if unbound:
-        first = unbound[0]
-        raise SettingsError(first.secret, f'{first.message} (send "" to clear it)')
+        raise SettingsError.of([(u.secret, f'{u.message} (send "" to clear it)') for u in unbound])

@@ -185,6 +185,16 @@ def _settings_page(
     return page(request, "settings.html", context, status_code)
 
 
+def _at_fields(tab: Tab, error: model.SettingsError) -> dict[str, str]:
+    """Every problem at its field on the tab; those of fields elsewhere together at the top."""
+    on_tab = {f.path for f in tab.fields}
+    errors = {field: message for field, message in error.problems if field in on_tab}
+    elsewhere = [f"{field}: {message}" for field, message in error.problems if field not in on_tab]
+    if elsewhere:
+        errors["_form"] = "; ".join(elsewhere)
+    return errors
+
+
 def _show_tab(tab: Tab) -> Any:
     def show(request: Request) -> Response:
         require_user(request)
@@ -204,14 +214,11 @@ def _save_tab(tab: Tab) -> Any:
             updated = model.apply_patch(current, patch_from_form(tab, form))
         except model.SettingsError as error:
             if wants_json:
+                every = [{"field": field, "message": text} for field, text in error.problems]
                 body = {"code": "validation", "field": error.field, "message": error.message}
-                return JSONResponse({"error": body}, status_code=422)
+                return JSONResponse({"error": body | {"errors": every}}, status_code=422)
             values = submitted_values(tab, form, current.public())
-            if error.field in {f.path for f in tab.fields}:
-                errors = {error.field: error.message}
-            else:
-                errors = {"_form": f"{error.field}: {error.message}"}
-            return _settings_page(request, tab, values, errors, status_code=422)
+            return _settings_page(request, tab, values, _at_fields(tab, error), status_code=422)
         await run_in_threadpool(store.save, updated)
         if tab is CAMERA:
             # The capture follows the settings on its own within seconds; the installer who

@@ -41,12 +41,14 @@
     form.querySelectorAll('[aria-invalid="true"]').forEach((el) => el.removeAttribute("aria-invalid"));
   }
 
-  function showError(form, field, message) {
+  function showError(form, field, message, focus = true) {
     let target = field ? form.querySelector(`[data-error-for="${CSS.escape(field)}"]`) : null;
     let text = message;
     if (!target) {
       target = form.querySelector('[data-error-for="_form"]');
       text = field ? `${field}: ${message}` : message;
+      // Several problems of fields elsewhere are listed together.
+      if (!target.hidden && target.textContent) text = `${target.textContent}; ${text}`;
     }
     target.textContent = text;
     target.hidden = false;
@@ -58,11 +60,17 @@
         control.setAttribute("aria-invalid", "true");
         const details = control.closest("details");
         if (details) details.open = true;
-        control.focus();
+        if (focus) control.focus();
       }
-    } else {
+    } else if (focus) {
       target.focus?.();
     }
+  }
+
+  // Every bad field of a refused request (the API's `errors`), the first one focused.
+  function showErrors(form, error) {
+    const every = error.errors && error.errors.length ? error.errors : [error];
+    every.forEach((problem, index) => showError(form, problem.field, problem.message, index === 0));
   }
 
   // -- preview and placeholders ----------------------------------------------------------------
@@ -214,8 +222,7 @@
           credentials: "same-origin",
         });
         if (!saved.ok) {
-          const error = await errorOf(saved);
-          showError(form, error.field, error.message);
+          showErrors(form, await errorOf(saved));
           setState("not saved");
           button.disabled = false;
           return;
