@@ -388,14 +388,17 @@ def users_import(
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise _fail(f"cannot read {file}: {error}") from None
+    users = _service(data, database).users
     try:
-        count = _service(data, database).users.import_csv(text, replace_all=replace)
+        imported = users.import_csv(text, replace_all=replace)
     except CsvError as error:
         for problem in error.problems:
             line = f"{file}:{problem.line}: {problem.column}: {problem.message}"
             errors.print(line, markup=False, highlight=False, soft_wrap=True)
         raise _fail(f"{len(error.problems)} bad line(s); nothing was imported") from None
-    console.print(f"{count} user(s) imported from {file}")
+    console.print(f"{len(imported)} user(s) imported from {file}", markup=False, highlight=False)
+    for warning in users.shared_numbers(imported):
+        errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
 
 @users_cli.command("export")

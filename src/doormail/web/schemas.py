@@ -92,8 +92,24 @@ class UsersPage(_Reply):
     total: int
 
 
+class FieldWarning(_Reply):
+    """A value that was accepted but may not do what is expected."""
+
+    field: str
+    message: str
+
+
+class UserSaved(User):
+    """The user as saved, and what in it deserves a second look (a number on two users)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    warnings: list[FieldWarning]
+
+
 class UsersImported(_Reply):
     imported: int
+    warnings: list[FieldWarning] = Field(description="numbers on more than one user")
 
 
 class OutboxPage(_Reply):
@@ -135,6 +151,8 @@ _REPLY_MODELS: tuple[type[BaseModel], ...] = (
     IntercomReply,
     UsersPage,
     UsersImported,
+    UserSaved,
+    FieldWarning,
     OutboxPage,
     TestStarted,
     TestStatus,
