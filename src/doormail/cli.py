@@ -467,8 +467,12 @@ def test_email(
     asyncio.run(_print_test_run(service, run))
     if run.state != "sent":
         console.print("[red]The test e-mail was not sent.[/red]")
+    else:
+        console.print("[green]The server accepted the test e-mail.[/green]")
+    for warning in run.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning.message)}", soft_wrap=True)
+    if run.state != "sent":
         raise typer.Exit(1)
-    console.print("[green]The server accepted the test e-mail.[/green]")
 
 
 async def _print_test_run(service: Service, run: TestRun) -> None:

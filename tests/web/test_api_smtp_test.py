@@ -106,7 +106,8 @@ def test_events_stream_each_stage_and_end_with_the_state(
                 kind = line.removeprefix("event: ")
             elif line.startswith("data: "):
                 events.append((kind, json.loads(line.removeprefix("data: "))))
-    assert events[-1] == ("end", {"state": "sent"})
+    assert events[-1][0] == "end" and events[-1][1]["state"] == "sent"
+    assert events[-1][1]["warnings"] == api.get(f"/api/smtp/test/{run_id}").json()["warnings"]
     logged = [data for kind, data in events if kind == "log"]
     assert logged == api.get(f"/api/smtp/test/{run_id}").json()["log"]
 

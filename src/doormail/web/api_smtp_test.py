@@ -93,4 +93,5 @@ async def _events(run: TestRun) -> AsyncIterator[str]:
     async for line in run.follow():
         number += 1
         yield f"id: {number}\nevent: log\ndata: {json.dumps(line.public())}\n\n"
-    yield f"event: end\ndata: {json.dumps({'state': run.state})}\n\n"
+    warnings = [warning.reply() for warning in run.warnings]
+    yield f"event: end\ndata: {json.dumps({'state': run.state, 'warnings': warnings})}\n\n"

@@ -99,6 +99,10 @@ class FieldWarning(_Reply):
     message: str
 
 
+class ConfigWarnings(_Reply):
+    warnings: list[FieldWarning] = Field(description="each with the setting it is about")
+
+
 class UserSaved(User):
     """The user as saved, and what in it deserves a second look (a number on two users)."""
 
@@ -127,6 +131,9 @@ class TestStatus(_Reply):
     id: str
     state: Literal["running", "sent", "failed"]
     log: list[LogLine]
+    warnings: list[FieldWarning] = Field(
+        description="settings that will keep event mail from going out (GET /api/config/warnings)"
+    )
 
 
 class CertificateList(_Reply):
@@ -153,6 +160,7 @@ _REPLY_MODELS: tuple[type[BaseModel], ...] = (
     UsersImported,
     UserSaved,
     FieldWarning,
+    ConfigWarnings,
     OutboxPage,
     TestStarted,
     TestStatus,

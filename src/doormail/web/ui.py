@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from doormail import settings as model
 from doormail.accounts import ADMIN
 from doormail.app import Service
+from doormail.config_warnings import ConfigWarning, config_warnings
 from doormail.web import ui_certificates, ui_outbox, ui_users
 from doormail.web.security import (
     PasswordGate,
@@ -175,14 +177,22 @@ def _settings_page(
     values: dict[str, Any],
     errors: dict[str, str],
     status_code: int = 200,
+    warnings: Sequence[ConfigWarning] = (),
 ) -> Response:
     context = {
         "title": tab.title,
         "tab": tab,
         "values": values,
         "errors": errors,
+        "warnings": warnings,
     }
     return page(request, "settings.html", context, status_code)
+
+
+def _tab_warnings(tab: Tab, settings: model.Settings) -> list[ConfigWarning]:
+    """The warnings about the settings this tab shows (GET /api/config/warnings's)."""
+    on_tab = {f.path for f in tab.fields}
+    return [warning for warning in config_warnings(settings) if warning.field in on_tab]
 
 
 def _at_fields(tab: Tab, error: model.SettingsError) -> dict[str, str]:
@@ -198,8 +208,9 @@ def _at_fields(tab: Tab, error: model.SettingsError) -> dict[str, str]:
 def _show_tab(tab: Tab) -> Any:
     def show(request: Request) -> Response:
         require_user(request)
-        public = service_of(request).settings.load().public()
-        return _settings_page(request, tab, shown_values(tab, public), {})
+        settings = service_of(request).settings.load()
+        values = shown_values(tab, settings.public())
+        return _settings_page(request, tab, values, {}, warnings=_tab_warnings(tab, settings))
 
     return show
 

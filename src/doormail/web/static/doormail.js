@@ -144,6 +144,7 @@
     const panel = form.querySelector("#test-status");
     const state = panel.querySelector("[data-test-state]");
     const log = panel.querySelector("[data-test-log]");
+    const warningList = panel.querySelector("[data-test-warnings]");
     const address = form.querySelector("#f-test-to");
     const remembered = sessionStorage.getItem("doormail.test_to");
     if (remembered && !address.value) address.value = remembered;
@@ -152,6 +153,19 @@
       state.textContent = value;
       state.dataset.testState = value;
       panel.dataset.state = value;
+    }
+
+    // Beside the result: settings that will keep event mail from going out.
+    function showWarnings(warnings) {
+      warningList.replaceChildren(
+        ...warnings.map((warning) => {
+          const item = document.createElement("li");
+          item.textContent = warning.message;
+          item.dataset.warningFor = warning.field;
+          return item;
+        }),
+      );
+      warningList.hidden = warnings.length === 0;
     }
 
     function addLine(entry) {
@@ -174,10 +188,11 @@
       const path = `/api/smtp/test/${encodeURIComponent(id)}`;
       const stream = new EventSource(`${path}/events`);
 
-      function finish(value) {
+      function finish(value, warnings) {
         finished = true;
         stream.close();
         setState(value);
+        showWarnings(warnings || []);
         button.disabled = false;
       }
 
@@ -187,7 +202,8 @@
         addLine(JSON.parse(event.data));
       });
       stream.addEventListener("end", (event) => {
-        if (!finished) finish(JSON.parse(event.data).state || "failed");
+        const end = JSON.parse(event.data);
+        if (!finished) finish(end.state || "failed", end.warnings);
       });
       stream.onerror = async () => {
         if (finished) return;
@@ -197,7 +213,7 @@
           const run = await response.json();
           (run.log || []).slice(seen).forEach(addLine);
           seen = Math.max(seen, (run.log || []).length);
-          if (run.state && run.state !== "running") finish(run.state);
+          if (run.state && run.state !== "running") finish(run.state, run.warnings);
           else setTimeout(() => { if (!finished) follow(id); }, 1000);
         } catch (error) {
           addLine({ stage: "error", message: `lost the connection to doormail: ${error}` });
@@ -210,6 +226,7 @@
       event.preventDefault();
       clearErrors(form);
       log.replaceChildren();
+      showWarnings([]);
       panel.hidden = false;
       setState("saving");
       button.disabled = true;
