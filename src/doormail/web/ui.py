@@ -51,6 +51,7 @@ from doormail.web.ui_fields import (
     shown_values,
     submitted_values,
 )
+from doormail.web.ui_words import in_ui_words
 
 SESSION_COOKIE = "doormail_session"
 SESSION_HOURS = 12
@@ -198,8 +199,10 @@ def _tab_warnings(tab: Tab, settings: model.Settings) -> list[ConfigWarning]:
 def _at_fields(tab: Tab, error: model.SettingsError) -> dict[str, str]:
     """Every problem at its field on the tab; those of fields elsewhere together at the top."""
     on_tab = {f.path for f in tab.fields}
-    errors = {field: message for field, message in error.problems if field in on_tab}
-    elsewhere = [f"{field}: {message}" for field, message in error.problems if field not in on_tab]
+    errors = {field: in_ui_words(message) for field, message in error.problems if field in on_tab}
+    elsewhere = [
+        in_ui_words(f"{field}: {message}") for field, message in error.problems if field not in on_tab
+    ]
     if elsewhere:
         errors["_form"] = "; ".join(elsewhere)
     return errors
@@ -225,8 +228,10 @@ def _save_tab(tab: Tab) -> Any:
             updated = model.apply_patch(current, patch_from_form(tab, form))
         except model.SettingsError as error:
             if wants_json:
-                every = [{"field": field, "message": text} for field, text in error.problems]
-                body = {"code": "validation", "field": error.field, "message": error.message}
+                every = [
+                    {"field": field, "message": in_ui_words(text)} for field, text in error.problems
+                ]
+                body = {"code": "validation", "field": error.field, "message": every[0]["message"]}
                 return JSONResponse({"error": body | {"errors": every}}, status_code=422)
             values = submitted_values(tab, form, current.public())
             return _settings_page(request, tab, values, _at_fields(tab, error), status_code=422)

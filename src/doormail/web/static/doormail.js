@@ -186,7 +186,8 @@
       let seen = 0;
       let finished = false;
       const path = `/api/smtp/test/${encodeURIComponent(id)}`;
-      const stream = new EventSource(`${path}/events`);
+      // The UI's labels in the hints ("CA Certificate"), not the settings' keys.
+      const stream = new EventSource(`${path}/events?labels=ui`);
 
       function finish(value, warnings) {
         finished = true;
@@ -209,7 +210,7 @@
         if (finished) return;
         stream.close();
         try {
-          const response = await api(path);
+          const response = await api(`${path}?labels=ui`);
           const run = await response.json();
           (run.log || []).slice(seen).forEach(addLine);
           seen = Math.max(seen, (run.log || []).length);
