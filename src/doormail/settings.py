@@ -168,6 +168,8 @@ class Device(_Section):
     name: SingleLine = Field(
         "doormail", title="Device Name", description="Intercom identification: $DeviceName$."
     )
+    # A new installation takes the machine's zone, and a format that shows it, at its first
+    # start (firststart).
     timezone: str = Field(
         "UTC",
         title="Time Zone",

@@ -81,9 +81,11 @@ def test_send_email_action_queues_the_call_templates_with_one_snapshot(
     parsed = only_mail(enabled, result)
     assert parsed["To"] == "guard@example.com"
     assert parsed["X-Doormail-Event"] == result["event_id"]
-    # The E-Mail on Call templates, with the device's name and time; call values stay unknown.
+    # The E-Mail on Call templates, with the device's name and time (and zone, as a new
+    # installation shows it); call values stay unknown.
     assert re.fullmatch(
-        r"Front door: call to \$DialNumber\$ at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", parsed["Subject"]
+        r"Front door: call to \$DialNumber\$ at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T",
+        parsed["Subject"],
     )
     attachments = list(parsed.iter_attachments())
     assert [a.get_filename() for a in attachments] == ["snapshot-1.jpg"]
