@@ -60,8 +60,8 @@ def test_apply_and_test_with_smtp_service_enabled_off_says_no_event_mail_will_go
     expect(beside).to_have_text(
         "SMTP Service Enabled is off: no event mail will go out until it is ticked"
     )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "smtp-test-warning-desktop.png")
     # The SMTP tab itself says so too, once loaded again.
     page.goto(served.url + "/smtp")
     expect(page.locator('[data-config-warnings] [data-warning-for="smtp.enabled"]')).to_be_visible()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / "smtp-warning-desktop.png", full_page=True)

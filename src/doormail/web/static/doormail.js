@@ -341,6 +341,7 @@
 
     async function showStatus() {
       let text = answers[image.dataset.camera] || "";
+      let failing = false;
       try {
         const response = await api("/api/camera/status");
         if (response.ok) {
@@ -351,10 +352,14 @@
               : "";
             text = `Camera ${camera.state}${last}; ${camera.frames} pictures buffered.`;
             if (camera.error) text += ` Last error: ${camera.error}`;
+            failing = camera.state === "failing";
           }
         }
       } catch (_) { /* the picture itself says enough */ }
       status.textContent = text;
+      // A camera that fails is an error to see, not grey help text.
+      status.className = failing ? "camera-failing" : "help";
+      status.setAttribute("role", failing ? "alert" : "status");
     }
 
     refresh.addEventListener("click", load);
@@ -423,7 +428,16 @@
     });
   }
 
+  // On a phone the tab bar is one row that scrolls: the current tab is brought into view.
+  function showCurrentTab() {
+    const current = document.querySelector('.tabs a[aria-current="page"]');
+    const row = current?.closest("ul");
+    if (!row || row.scrollWidth <= row.clientWidth) return;
+    row.scrollLeft = current.offsetLeft - (row.clientWidth - current.offsetWidth) / 2;
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    showCurrentTab();
     document.querySelectorAll(".message[data-preview-kind]").forEach(setupMessage);
     const form = document.getElementById("settings-form");
     if (form) setupApplyAndTest(form);
