@@ -63,6 +63,8 @@ def said(done: subprocess.CompletedProcess[str]) -> str:
         ["token", "list"],
         ["test-email", "--to", "me@example.com"],
         ["worker"],
+        ["admin", "password", "--generate"],
+        ["event", "device.rebooted"],
     ],
 )
 def test_a_command_run_where_there_is_no_installation_stops_and_creates_nothing(
