@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine
 
 from doormail.app import Paths, build_service
 from tests.conftest import ADMIN_PASSWORD, free_port
@@ -144,3 +145,23 @@ def test_serve_prints_the_absolute_data_folder(elsewhere: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_a_database_that_cannot_be_reached_is_named_without_its_password(elsewhere: Path) -> None:
+    url = f"postgresql+psycopg://door:s3cret@127.0.0.1:{free_port()}/doormail"
+    done = doormail("outbox", "--database", url, cwd=elsewhere)
+    assert done.returncode == 1
+    message = said(done)
+    assert "cannot open the database" in message
+    assert "door:***@127.0.0.1" in message and "s3cret" not in message
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_command_on_postgresql_names_the_database_it_uses(
+    elsewhere: Path, postgres_engine: Engine
+) -> None:
+    url = postgres_engine.url.render_as_string(hide_password=False)
+    done = doormail("outbox", "--database", url, cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    shown = postgres_engine.url.render_as_string(hide_password=True)
+    assert f"database {shown}" in said(done)

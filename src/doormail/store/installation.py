@@ -40,19 +40,24 @@ def require_installation(data_dir: Path, database_url: str) -> None:
                 f"no doormail data in {data_dir.resolve()} (looked for {Path(database).name}"
                 f" there); {_HOW_TO_POINT}"
             )
-    if _revision(database_url) is None:
+    if _revision(data_dir, database_url) is None:
         raise NotInstalled(
             f"no doormail data in {describe(data_dir, database_url)}; {_HOW_TO_POINT}"
         )
 
 
-def _revision(database_url: str) -> str | None:
+def _revision(data_dir: Path, database_url: str) -> str | None:
     from doormail.store.engine import current_revision, open_engine
 
     engine = open_engine(database_url)
     try:
+        # A database that cannot be reached is not one without doormail data: say which.
+        with engine.connect():
+            pass
         return current_revision(engine)
     except SQLAlchemyError as error:
-        raise NotInstalled(f"cannot open the database: {error.__class__.__name__}") from None
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        where = describe(data_dir, database_url)
+        raise NotInstalled(f"cannot open the database ({where}): {reason}") from None
     finally:
         engine.dispose()
