@@ -168,3 +168,30 @@ def test_listen_is_host_and_port() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} was accepted")
+
+
+def test_test_email_while_smtp_service_enabled_is_off_says_no_event_mail_will_go_out(
+    tmp_path: Path,
+) -> None:
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import free_port
+    from tests.scripted_smtp import Scripted
+
+    data = installed(tmp_path)
+    service = build_service(Paths.resolve(data))
+    controller = Controller(Scripted(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        smtp = {"server": "127.0.0.1", "port": controller.port, "security": "none"}
+        smtp["from"] = "door@example.org"
+        service.settings.save(apply_patch(service.settings.load(), {"smtp": smtp}))
+        result = runner.invoke(cli, ["test-email", "--to", "me@example.com", "--data", data])
+    finally:
+        controller.stop()
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert "The server accepted the test e-mail." in said
+    assert (
+        "warning: SMTP Service Enabled is off: no event mail will go out until it is ticked" in said
+    )

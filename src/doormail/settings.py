@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -575,6 +576,21 @@ class Settings(_Section):
     licensing: Licensing = Field(default_factory=Licensing)
     sources: Sources = Field(default_factory=Sources)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
+        """A document with bad fields is not checked as a whole by pydantic (the checks below
+        need valid fields): the server and From Address that SMTP Service Enabled needs are
+        looked for in it here, so that they are reported with the rest (SPEC section 1)."""
+        try:
+            return handler(data)
+        except ValidationError as error:
+            problems = list(_every_error(error).problems)
+            missing = [p for p in _missing_when_enabled(data) if p[0] not in dict(problems)]
+            if not missing:
+                raise
+            raise SettingsError.of(problems + missing) from None
+
     @model_validator(mode="after")
     def _usable_when_enabled(self) -> Settings:
         smtp = self.smtp
@@ -698,6 +714,18 @@ def validate(document: Mapping[str, Any], *, stored: bool = False) -> Settings:
         raise _every_error(error) from None
     except SettingsError:
         raise
+
+
+def _missing_when_enabled(document: Any) -> list[tuple[str, str]]:
+    """What SMTP Service Enabled needs and a raw document leaves empty."""
+    smtp = document.get("smtp") if isinstance(document, Mapping) else None
+    if not isinstance(smtp, Mapping) or smtp.get("enabled") is not True:
+        return []
+    return [
+        (f"smtp.{key}", "is required when smtp.enabled is true")
+        for key in ("server", "from")
+        if not smtp.get(key)
+    ]
 
 
 def _every_error(error: ValidationError) -> SettingsError:

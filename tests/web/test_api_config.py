@@ -85,6 +85,13 @@ def test_smtp_enabled_without_server_and_from_names_both(api: TestClient) -> Non
     ]
 
 
+def test_a_bad_port_and_what_smtp_enabled_needs_are_listed_together(api: TestClient) -> None:
+    reply = api.patch("/api/config", json={"smtp": {"enabled": True, "port": 0}})
+    assert reply.status_code == 422
+    fields = [problem["field"] for problem in reply.json()["error"]["errors"]]
+    assert fields == ["smtp.port", "smtp.server", "smtp.from"]
+
+
 def test_the_password_is_never_returned(api: TestClient) -> None:
     reply = api.patch("/api/config", json={"smtp": {"password": "hunter2"}})
     assert "hunter2" not in reply.text
