@@ -51,7 +51,7 @@ from doormail.web.ui_fields import (
     shown_values,
     submitted_values,
 )
-from doormail.web.ui_words import in_ui_words
+from doormail.web.ui_words import in_ui_words, label_of
 
 SESSION_COOKIE = "doormail_session"
 SESSION_HOURS = 12
@@ -229,7 +229,8 @@ def _save_tab(tab: Tab) -> Any:
         except model.SettingsError as error:
             if wants_json:
                 every = [
-                    {"field": field, "message": in_ui_words(text)} for field, text in error.problems
+                    {"field": field, "label": label_of(field), "message": in_ui_words(text)}
+                    for field, text in error.problems
                 ]
                 body = {"code": "validation", "field": error.field, "message": every[0]["message"]}
                 return JSONResponse({"error": body | {"errors": every}}, status_code=422)

@@ -41,12 +41,12 @@
     form.querySelectorAll('[aria-invalid="true"]').forEach((el) => el.removeAttribute("aria-invalid"));
   }
 
-  function showError(form, field, message, focus = true) {
+  function showError(form, field, message, focus = true, label = null) {
     let target = field ? form.querySelector(`[data-error-for="${CSS.escape(field)}"]`) : null;
     let text = message;
     if (!target) {
       target = form.querySelector('[data-error-for="_form"]');
-      text = field ? `${field}: ${message}` : message;
+      text = field ? `${label || field}: ${message}` : message;
       // Several problems of fields elsewhere are listed together.
       if (!target.hidden && target.textContent) text = `${target.textContent}; ${text}`;
     }
@@ -70,7 +70,8 @@
   // Every bad field of a refused request (the API's `errors`), the first one focused.
   function showErrors(form, error) {
     const every = error.errors && error.errors.length ? error.errors : [error];
-    every.forEach((problem, index) => showError(form, problem.field, problem.message, index === 0));
+    every.forEach((problem, index) =>
+      showError(form, problem.field, problem.message, index === 0, problem.label));
   }
 
   // -- preview and placeholders ----------------------------------------------------------------
