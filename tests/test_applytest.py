@@ -44,7 +44,7 @@ async def test_following_a_run_yields_every_line_and_ends_with_the_hint(service:
     run = tests.start("alice@example.com", _down_server())
     lines = [line async for line in run.follow()]
     assert run.state == "failed"
-    assert [line.stage for line in lines][:3] == ["message", "resolving", "connecting"]
+    assert [line.stage for line in lines][:4] == ["message", "dkim", "resolving", "connecting"]
     assert lines[-1].stage == "hint"
     assert "smtp.port" in lines[-1].message
     assert lines == run.log
@@ -61,3 +61,28 @@ async def test_only_the_newest_runs_are_kept(service: Service) -> None:
     assert tests.get(runs[0].id) is None
     assert tests.get(runs[1].id) is runs[1]
     assert tests.get(runs[2].id) is runs[2]
+
+
+async def test_a_test_sent_while_smtp_service_enabled_is_off_says_no_event_mail_will_go_out(
+    service: Service,
+) -> None:
+    from aiosmtpd.controller import Controller
+
+    from tests.scripted_smtp import Scripted
+
+    controller = Controller(Scripted(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        smtp = {"server": "127.0.0.1", "port": controller.port, "security": "none"}
+        run = _tests(service).start("alice@example.com", smtp | {"from": "door@example.org"})
+        lines = [line async for line in run.follow()]
+    finally:
+        controller.stop()
+    assert run.state == "sent"
+    assert lines[-1].stage == "reply"
+    assert run.public()["warnings"] == [
+        {
+            "field": "smtp.enabled",
+            "message": "SMTP Service Enabled is off: no event mail will go out until it is ticked",
+        }
+    ]

@@ -15,6 +15,13 @@ from doormail.settings import apply_patch
 runner = CliRunner()
 
 
+def installed(tmp_path: Path) -> str:
+    """A data folder that holds a doormail installation (the commands need one)."""
+    data = str(tmp_path / "data")
+    build_service(Paths.resolve(data))
+    return data
+
+
 def test_config_export_leaves_secrets_out(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     service = build_service(Paths.resolve(data))
@@ -27,7 +34,7 @@ def test_config_export_leaves_secrets_out(tmp_path: Path) -> None:
 
 
 def test_config_import_replaces_the_configuration(tmp_path: Path) -> None:
-    data = str(tmp_path / "data")
+    data = installed(tmp_path)
     source = tmp_path / "config.json"
     source.write_text(json.dumps({"device": {"name": "Gate 2"}, "smtp": {"port": 587}}))
     result = runner.invoke(cli, ["config", "import", str(source), "--data", data])
@@ -38,7 +45,7 @@ def test_config_import_replaces_the_configuration(tmp_path: Path) -> None:
 
 
 def test_config_import_of_a_bad_file_names_the_field_and_changes_nothing(tmp_path: Path) -> None:
-    data = str(tmp_path / "data")
+    data = installed(tmp_path)
     source = tmp_path / "config.json"
     source.write_text(json.dumps({"device": {"name": "Gate 2"}, "smtp": {"port": 0}}))
     result = runner.invoke(cli, ["config", "import", str(source), "--data", data])
@@ -89,14 +96,14 @@ def test_config_import_that_moves_the_smtp_server_without_the_password_is_refuse
 def test_config_import_of_a_file_that_is_not_json_is_a_clear_error(tmp_path: Path) -> None:
     source = tmp_path / "config.json"
     source.write_text("{")
-    result = runner.invoke(cli, ["config", "import", str(source), "--data", str(tmp_path / "d")])
+    result = runner.invoke(cli, ["config", "import", str(source), "--data", installed(tmp_path)])
     assert result.exit_code == 1
     assert "cannot read" in result.output
     assert "Traceback" not in result.output
 
 
 def test_token_create_prints_an_events_token_that_works(tmp_path: Path) -> None:
-    data = str(tmp_path / "data")
+    data = installed(tmp_path)
     result = runner.invoke(cli, ["token", "create", "door-1", "--data", data])
     assert result.exit_code == 0
     token = result.stdout.strip()
@@ -105,7 +112,7 @@ def test_token_create_prints_an_events_token_that_works(tmp_path: Path) -> None:
 
 
 def test_token_create_with_scope_admin_makes_a_token_for_everything(tmp_path: Path) -> None:
-    data = str(tmp_path / "data")
+    data = installed(tmp_path)
     result = runner.invoke(cli, ["token", "create", "ha", "--scope", "admin", "--data", data])
     assert result.exit_code == 0, result.output
     caller = build_service(Paths.resolve(data)).accounts.check_token(result.stdout.strip())
@@ -113,7 +120,7 @@ def test_token_create_with_scope_admin_makes_a_token_for_everything(tmp_path: Pa
 
 
 def test_token_create_with_an_unknown_scope_names_it_and_makes_nothing(tmp_path: Path) -> None:
-    data = str(tmp_path / "data")
+    data = installed(tmp_path)
     result = runner.invoke(cli, ["token", "create", "ha", "--scope", "root", "--data", data])
     assert result.exit_code == 1
     assert "--scope: must be events or admin" in result.stderr
@@ -161,3 +168,30 @@ def test_listen_is_host_and_port() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} was accepted")
+
+
+def test_test_email_while_smtp_service_enabled_is_off_says_no_event_mail_will_go_out(
+    tmp_path: Path,
+) -> None:
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import free_port
+    from tests.scripted_smtp import Scripted
+
+    data = installed(tmp_path)
+    service = build_service(Paths.resolve(data))
+    controller = Controller(Scripted(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        smtp = {"server": "127.0.0.1", "port": controller.port, "security": "none"}
+        smtp["from"] = "door@example.org"
+        service.settings.save(apply_patch(service.settings.load(), {"smtp": smtp}))
+        result = runner.invoke(cli, ["test-email", "--to", "me@example.com", "--data", data])
+    finally:
+        controller.stop()
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert "The server accepted the test e-mail." in said
+    assert (
+        "warning: SMTP Service Enabled is off: no event mail will go out until it is ticked" in said
+    )

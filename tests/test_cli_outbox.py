@@ -50,6 +50,8 @@ def test_outbox_command_shows_each_mail_with_its_state(tmp_path: Path) -> None:
 
 
 def test_outbox_command_names_a_bad_status(tmp_path: Path) -> None:
-    result = runner.invoke(cli, ["outbox", "--status", "lost", "--data", str(tmp_path / "d")])
+    data = str(tmp_path / "d")
+    build_service(Paths.resolve(data))
+    result = runner.invoke(cli, ["outbox", "--status", "lost", "--data", data])
     assert result.exit_code == 1
     assert "--status" in result.output

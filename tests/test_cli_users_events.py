@@ -18,11 +18,20 @@ from doormail.sources.command_line import event_fields
 from tests.conftest import RunningService
 
 runner = CliRunner()
+
+
+def installed(tmp_path: Path) -> str:
+    """A data folder that holds a doormail installation (the commands need one)."""
+    data = str(tmp_path / "data")
+    build_service(Paths.resolve(data))
+    return data
+
+
 HEADER = "id,name,email,numbers,cards,bluetooth,fingerprints\n"
 
 
 def test_users_import_then_export(tmp_path: Path) -> None:
-    data = str(tmp_path / "data")
+    data = installed(tmp_path)
     file = tmp_path / "users.csv"
     file.write_text(HEADER + "u-1,Alice,alice@example.com,101;102,0012ab34cd,,\n")
     result = runner.invoke(cli, ["users", "import", str(file), "--data", data])
@@ -35,7 +44,7 @@ def test_users_import_then_export(tmp_path: Path) -> None:
 
 
 def test_users_import_reports_every_bad_line_and_imports_nothing(tmp_path: Path) -> None:
-    data = str(tmp_path / "data")
+    data = installed(tmp_path)
     file = tmp_path / "users.csv"
     file.write_text(HEADER + "u-1,Alice,bad,,,,\nu-2,Bob,,,,,\nu-3,Carol,,,,\n")
     result = runner.invoke(cli, ["users", "import", str(file), "--data", data])
@@ -126,7 +135,7 @@ def test_event_with_a_bad_field_names_it(running: RunningService) -> None:
 
 def test_event_without_a_running_service_says_so(tmp_path: Path) -> None:
     done = doormail(
-        "event", "device.rebooted", "--url", "http://127.0.0.1:9", "--data", str(tmp_path / "d")
+        "event", "device.rebooted", "--url", "http://127.0.0.1:9", "--data", installed(tmp_path)
     )
     assert done.returncode == 1
     assert "cannot reach doormail" in done.stderr

@@ -18,7 +18,9 @@ from doormail.store import open_engine
 from doormail.store.engine import current_revision, head_revision, sqlite_url
 
 # What only a first start, a certificate upload, a camera or an OAuth2 login needs.
-NOT_NEEDED_WHEN_IDLE = ("alembic", "cryptography", "PIL", "av", "httpx", "dkim", "dns", "nacl")
+NOT_NEEDED_WHEN_IDLE = (
+    "alembic", "cryptography", "PIL", "av", "httpx", "dkim", "dns", "nacl", "tzlocal"
+)
 
 
 def test_first_start_in_a_child_migrates_the_database_and_makes_the_certificate(
@@ -67,3 +69,42 @@ def test_an_idle_service_does_not_hold_what_it_is_not_using(data_dir: Path) -> N
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
     )
     assert json.loads(loaded.stdout) == []
+
+
+@pytest.mark.parametrize("machine", ["Europe/Prague", "America/New_York"])
+def test_a_new_installation_takes_the_machines_time_zone_and_shows_it(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, machine: str
+) -> None:
+    monkeypatch.setenv("TZ", machine)  # how the child finds the machine's zone first
+    service = build_service(Paths.resolve(str(data_dir)), first_start_apart=True)
+    device = service.settings.load().device
+    assert (device.timezone, device.datetime_format) == (machine, "%Y-%m-%d %H:%M:%S %Z")
+
+
+@pytest.mark.parametrize("found", [None, "Not/A_Zone", RuntimeError("no zone configured")])
+def test_a_machine_whose_zone_cannot_be_told_gets_utc(
+    monkeypatch: pytest.MonkeyPatch, found: object
+) -> None:
+    import tzlocal
+
+    def localzone_name() -> object:
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    monkeypatch.setattr(tzlocal, "get_localzone_name", localzone_name)
+    assert firststart.machine_timezone() == "UTC"
+
+
+def test_a_later_first_start_keeps_the_time_zone_chosen(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from doormail.settings import apply_patch
+
+    service = build_service(Paths.resolve(str(data_dir)))
+    chosen = {"device": {"timezone": "Asia/Tokyo", "datetime_format": "%d.%m.%Y %H:%M"}}
+    service.settings.save(apply_patch(service.settings.load(), chosen))
+    monkeypatch.setenv("TZ", "Europe/Prague")
+    firststart.prepare(service.engine, data_dir)  # as after an upgrade
+    device = service.settings.load().device
+    assert (device.timezone, device.datetime_format) == ("Asia/Tokyo", "%d.%m.%Y %H:%M")

@@ -82,13 +82,22 @@ class Accounts:
             ).first()
         if exists:
             return None
-        generated = None if password else secrets.token_urlsafe(12)
+        generated = None if password else new_password()
         with self._engine.begin() as connection:
             connection.execute(
                 insert(tables.accounts).values(
                     name=ADMIN, password_hash=_hasher.hash(password or str(generated))
                 )
             )
+        return generated
+
+    def reset_admin(self, password: str | None) -> str | None:
+        """The way back in (`doormail admin password`): the admin's password becomes `password`,
+        or a generated one that is returned to be printed; every session ends."""
+        generated = None if password else new_password()
+        chosen = password or str(generated)
+        self.ensure_admin(chosen)  # an installation whose serve never ran has no account yet
+        self.set_password(ADMIN, chosen)
         return generated
 
     def set_password(self, name: str, password: str) -> None:
@@ -228,6 +237,11 @@ class Accounts:
             ).rowcount
         self._last_use.pop(name, None)
         return bool(deleted)
+
+
+def new_password() -> str:
+    """A generated password: 16 URL-safe characters, 96 random bits."""
+    return secrets.token_urlsafe(12)
 
 
 def _check_token_name(name: str) -> None:

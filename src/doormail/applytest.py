@@ -21,6 +21,7 @@ from doormail import dkimkey, placeholders
 from doormail import settings as model
 from doormail.camera import SnapshotSource
 from doormail.certificates import CertificateError
+from doormail.config_warnings import ConfigWarning, config_warnings
 from doormail.delivery.errors import DeliveryError, PermanentDeliveryError
 from doormail.delivery.session import SmtpSession
 from doormail.destinations import Unbound
@@ -97,8 +98,19 @@ class TestRun:
         self.state = state
         self._notify()
 
+    @property
+    def warnings(self) -> list[ConfigWarning]:
+        """Beside the result: what in the settings tested will keep event mail from going out,
+        which a test e-mail that went out does not show (SPEC section 2)."""
+        return config_warnings(self.settings)
+
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "state": self.state, "log": [line.public() for line in self.log]}
+        return {
+            "id": self.id,
+            "state": self.state,
+            "log": [line.public() for line in self.log],
+            "warnings": [warning.reply() for warning in self.warnings],
+        }
 
     async def follow(self) -> AsyncIterator[LogLine]:
         """Every line, those already written and then each as it comes, until the run ends."""
@@ -152,9 +164,13 @@ class SmtpTests:
         settings, withheld = (
             model.apply_trial(current, {"smtp": dict(smtp)}) if smtp else (current, [])
         )
-        for name, value in (("server", settings.smtp.server), ("from", settings.smtp.from_)):
-            if not value:
-                raise model.SettingsError(f"smtp.{name}", "is required to send the test e-mail")
+        missing = [
+            (f"smtp.{name}", "is required to send the test e-mail")
+            for name, value in (("server", settings.smtp.server), ("from", settings.smtp.from_))
+            if not value
+        ]
+        if missing:
+            raise model.SettingsError.of(missing)
         try:
             context = self._tls_contexts(settings.smtp)
         except CertificateError as error:

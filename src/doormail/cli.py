@@ -20,12 +20,16 @@ from rich.text import Text
 
 from doormail import settings as model
 from doormail import terminal
-from doormail.accounts import DEFAULT_SCOPE, TokenError
+from doormail.accounts import ADMIN, DEFAULT_SCOPE, TokenError
 from doormail.app import DEFAULT_LISTEN, Paths, Runner, Service, build_service
 from doormail.applytest import TestRun
+from doormail.events import TYPES
 from doormail.firststart import FirstStartError
+from doormail.logs import LogFormat, LogLevel, configure
 from doormail.outbox import OutboxError
 from doormail.sources.command_line import event_body
+from doormail.sources.command_line import help_text as event_help
+from doormail.store.installation import NotInstalled, describe, require_installation
 from doormail.web import https
 from doormail.web.https import HttpsError, ServerCertificate, is_loopback
 
@@ -42,6 +46,10 @@ users_cli = typer.Typer(
     help="The users list as CSV: id,name,email,numbers,cards,bluetooth,fingerprints."
 )
 cli.add_typer(users_cli, name="users")
+admin_cli = typer.Typer(help="The admin account: a way back in when its password is lost.")
+cli.add_typer(admin_cli, name="admin")
+# A typed admin password shorter than this is refused (a generated one has 16 characters).
+MIN_PASSWORD = 8
 
 console = Console()
 errors = Console(stderr=True)
@@ -50,13 +58,36 @@ DataOption = Annotated[
     str | None,
     typer.Option("--data", help="data folder (default ./doormail-data or $DOORMAIL_DATA)"),
 ]
+LogLevelOption = Annotated[
+    LogLevel,
+    typer.Option(
+        "--log-level", help="debug (every camera and source request), info, warning or error"
+    ),
+]
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option("--log-format", help="text, or json (one object a line) for log collectors"),
+]
 DatabaseOption = Annotated[
     str | None, typer.Option("--database", help="database URL (default SQLite in the data folder)")
 ]
 
 
 def _service(data: str | None, database: str | None = None) -> Service:
-    return build_service(Paths.resolve(data, database))
+    """The existing installation a command works on, named on stderr (stdout stays the
+    command's output, e.g. CSV); a clear stop when there is none, never a new empty one."""
+    return build_service(_installation(data, database))
+
+
+def _installation(data: str | None, database: str | None) -> Paths:
+    paths = Paths.resolve(data, database)
+    try:
+        require_installation(paths.data_dir, paths.database_url)
+    except NotInstalled as error:
+        raise _fail(escape(str(error))) from None
+    where = describe(paths.data_dir, paths.database_url)
+    errors.print(f"doormail: {where}", markup=False, highlight=False, soft_wrap=True)
+    return paths
 
 
 def _fail(message: str) -> typer.Exit:
@@ -103,15 +134,15 @@ def serve(
     tls_key: Annotated[
         Path | None, typer.Option("--tls-key", help="the unencrypted private key of --tls-cert")
     ] = None,
+    log_level: LogLevelOption = "info",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Run the HTTP API, the web UI and the delivery worker in one process."""
     import uvicorn
 
     from doormail.web.app import create_app
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure(log_level, log_format)
     try:
         host, port = parse_listen(listen or os.environ.get("DOORMAIL_LISTEN") or DEFAULT_LISTEN)
     except ValueError as error:
@@ -124,16 +155,15 @@ def serve(
         certificate = _server_certificate(service.paths.data_dir, host, tls, tls_cert, tls_key)
     except HttpsError as error:
         raise _fail(escape(str(error))) from None
-    generated = service.accounts.ensure_admin(os.environ.get("DOORMAIL_ADMIN_PASSWORD"))
-    if generated:
-        console.print(
-            f"Created the admin account. User [bold]admin[/bold], password [bold]{generated}[/bold]"
-            " (shown only this once)."
-        )
+    _admin_account(service, os.environ.get("DOORMAIL_ADMIN_PASSWORD"))
     scheme = "https" if certificate else "http"
     where = f"[{host}]" if ":" in host else host
     console.print(
-        f"doormail listening on {scheme}://{where}:{port}/ (data: {service.paths.data_dir})"
+        f"doormail listening on {scheme}://{where}:{port}/"
+        f" ({describe(service.paths.data_dir, service.paths.database_url)})",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
     )
     if certificate is not None:
         made = "made a self-signed HTTPS certificate; its" if certificate.made else "HTTPS"
@@ -153,7 +183,9 @@ def serve(
         create_app(service),
         host=host,
         port=port,
-        log_level="warning",
+        # uvicorn's lines go through the log configured above (its format, JSON too).
+        log_config=None,
+        log_level="debug" if log_level == "debug" else "warning",
         proxy_headers=forwarded_allow_ips is not None,
         forwarded_allow_ips=forwarded_allow_ips,
         ssl_certfile=certificate.certificate if certificate else None,
@@ -161,15 +193,66 @@ def serve(
     )
 
 
+def _admin_account(service: Service, given: str | None) -> None:
+    """Create the admin account at first start; a $DOORMAIL_ADMIN_PASSWORD that no longer
+    matches (it counts at first start only) is reported, never silently ignored."""
+    generated = service.accounts.ensure_admin(given)
+    if generated:
+        # A line of its own, not wrapped, so that it can be copied whole.
+        print("Created the admin account 'admin'. Its password, shown only this once:")
+        print(generated)
+    elif given and not service.accounts.check_password(ADMIN, given):
+        logging.getLogger("doormail").warning(
+            "$DOORMAIL_ADMIN_PASSWORD differs from the admin password stored in %s and is not"
+            " used (it counts at the first start only); set a new password with"
+            " `doormail admin password`",
+            service.paths.data_dir.resolve(),
+        )
+
+
+@admin_cli.command("password")
+def admin_password(
+    generate: Annotated[
+        bool, typer.Option("--generate", help="generate a password and print it instead")
+    ] = False,
+    data: DataOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Set a new admin password (typed twice, or generated and printed): the way back in for
+    whoever has the data folder. Every session of the admin ends."""
+    service = _service(data, database)
+    typed = None
+    if not generate:
+        typed = typer.prompt(
+            "New admin password (empty: generate one)",
+            default="",
+            show_default=False,
+            hide_input=True,
+            confirmation_prompt=True,
+        )
+        if typed and len(typed) < MIN_PASSWORD:
+            raise _fail(f"the password must have at least {MIN_PASSWORD} characters")
+    generated = service.accounts.reset_admin(typed or None)
+    if generated:
+        print("The admin's new password, shown only this once:")
+        print(generated)
+    else:
+        console.print("The admin password was changed.")
+    console.print("Every session of the admin has ended; log in again as 'admin'.")
+
+
 @cli.command()
-def worker(data: DataOption = None, database: DatabaseOption = None) -> None:
+def worker(
+    data: DataOption = None,
+    database: DatabaseOption = None,
+    log_level: LogLevelOption = "info",
+    log_format: LogFormatOption = "text",
+) -> None:
     """Run the delivery worker alone (no HTTP), beside `doormail serve` on the same database
     (on PostgreSQL, as many as you like); it stops on SIGTERM or Ctrl-C."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure(log_level, log_format)
     try:
-        service = build_service(Paths.resolve(data, database), first_start_apart=True)
+        service = build_service(_installation(data, database), first_start_apart=True)
     except FirstStartError as error:
         raise _fail(str(error)) from None
     where = service.engine.url.render_as_string(hide_password=True)
@@ -225,7 +308,9 @@ def config_import(
     try:
         updated = model.apply_replace(service.settings.load(), document)
     except model.SettingsError as error:
-        raise _fail(f"{error.field}: {error.message} (nothing was changed)") from None
+        for field, message in error.problems[1:]:
+            errors.print(f"{field}: {message}", markup=False, highlight=False, soft_wrap=True)
+        raise _fail(escape(f"{error.field}: {error.message} (nothing was changed)")) from None
     service.settings.save(updated)
     console.print(f"configuration imported from {file}")
 
@@ -304,14 +389,17 @@ def users_import(
         text = file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise _fail(f"cannot read {file}: {error}") from None
+    users = _service(data, database).users
     try:
-        count = _service(data, database).users.import_csv(text, replace_all=replace)
+        imported = users.import_csv(text, replace_all=replace)
     except CsvError as error:
         for problem in error.problems:
             line = f"{file}:{problem.line}: {problem.column}: {problem.message}"
             errors.print(line, markup=False, highlight=False, soft_wrap=True)
         raise _fail(f"{len(error.problems)} bad line(s); nothing was imported") from None
-    console.print(f"{count} user(s) imported from {file}")
+    console.print(f"{len(imported)} user(s) imported from {file}", markup=False, highlight=False)
+    for warning in users.shared_numbers(imported):
+        errors.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
 
 
 @users_cli.command("export")
@@ -320,12 +408,13 @@ def users_export(data: DataOption = None, database: DatabaseOption = None) -> No
     sys.stdout.write(_service(data, database).users.export_csv())
 
 
-@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@cli.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    help=event_help(),
+)
 def event(
     context: typer.Context,
-    event_type: Annotated[
-        str, typer.Argument(metavar="TYPE", help="call.ringing, call.ended, access, ...")
-    ],
+    event_type: Annotated[str, typer.Argument(metavar="TYPE", help=", ".join(TYPES))],
     url: Annotated[
         str | None,
         typer.Option("--url", help="the running service (default http://$DOORMAIL_LISTEN)"),
@@ -333,8 +422,6 @@ def event(
     data: DataOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """Post one event to the running service, e.g.
-    `doormail event call.ended --called 101 --answered false`."""
     import httpx
 
     try:
@@ -381,8 +468,12 @@ def test_email(
     asyncio.run(_print_test_run(service, run))
     if run.state != "sent":
         console.print("[red]The test e-mail was not sent.[/red]")
+    else:
+        console.print("[green]The server accepted the test e-mail.[/green]")
+    for warning in run.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning.message)}", soft_wrap=True)
+    if run.state != "sent":
         raise typer.Exit(1)
-    console.print("[green]The server accepted the test e-mail.[/green]")
 
 
 async def _print_test_run(service: Service, run: TestRun) -> None:

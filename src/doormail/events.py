@@ -5,8 +5,11 @@ event causes is decided in `rules`."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -19,6 +22,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
+from pydantic.fields import FieldInfo
 
 MAX_EVENTS = 1000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -58,46 +62,74 @@ def _now() -> datetime:
 
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # One event of the type, as `doormail event --help` and the README show it.
+    example: ClassVar[dict[str, Any]] = {}
 
-    id: Text | None = None  # idempotency key
-    at: AwareDatetime = Field(default_factory=_now)
-    device: Text | None = None  # None: device.name
+    id: Text | None = Field(
+        None, description="idempotency key: an id seen before gets the earlier answer, no mail"
+    )
+    at: AwareDatetime = Field(default_factory=_now, description="when it happened (default now)")
+    device: Text | None = Field(None, description="the device's name (default device.name)")
 
 
 class CallRinging(_Event):
+    """A call starts ringing (it is mailed when it ends)."""
+
+    example: ClassVar[dict[str, Any]] = {"call_id": "7", "called": "101"}
+
     type: Literal["call.ringing"]
-    call_id: Text
-    direction: Literal["outgoing", "incoming"] = "outgoing"
-    called: Called = ()
+    call_id: Text = Field(description="the call's id at its device")
+    direction: Literal["outgoing", "incoming"] = Field("outgoing", description="only outgoing")
+    called: Called = Field((), description="numbers or user ids (repeat for several)")
 
 
 class CallEnded(_Event):
+    """A call ended, answered or not (E-Mail on Call)."""
+
+    example: ClassVar[dict[str, Any]] = {"call_id": "7", "called": "101", "answered": False}
+
     type: Literal["call.ended"]
-    call_id: Text | None = None
-    direction: Literal["outgoing", "incoming"] = "outgoing"
-    called: Annotated[Called, Field(min_length=1)]
-    answered: StrictBool
-    started_at: AwareDatetime | None = None
+    call_id: Text | None = Field(None, description="the id its call.ringing had")
+    direction: Literal["outgoing", "incoming"] = Field("outgoing", description="only outgoing")
+    called: Annotated[Called, Field(min_length=1)] = Field(
+        description="numbers or user ids (repeat for several)"
+    )
+    answered: StrictBool = Field(description="false makes a missed call")
+    started_at: AwareDatetime | None = Field(None, description="when it started ringing")
 
 
 class Access(_Event):
+    """A card, Bluetooth or fingerprint at the reader (E-Mail on Access)."""
+
+    example: ClassVar[dict[str, Any]] = {"auth_type": "card", "auth_id": "0012AB34CD"}
+
     type: Literal["access"]
-    auth_type: Literal["card", "bluetooth", "fingerprint"]
-    auth_id: Text
-    valid: StrictBool | None = None  # None: valid when the identifier belongs to a user
-    user: Text | None = None  # None: the user the identifier belongs to
+    auth_type: Literal["card", "bluetooth", "fingerprint"] = Field(description="the identifier")
+    auth_id: Text = Field(description="the identifier's id")
+    valid: StrictBool | None = Field(
+        None, description="default: valid when the id belongs to a user"
+    )
+    user: Text | None = Field(None, description="a user id (default: the id's user)")
 
 
 class SipRegistrationLost(_Event):
+    """The SIP registration was lost (E-Mail on Event)."""
+
+    example: ClassVar[dict[str, Any]] = {"account": "1"}
+
     type: Literal["sip.registration_lost"]
-    account: Text | None = None
+    account: Text | None = Field(None, description="the SIP account")
 
 
 class DeviceRebooted(_Event):
+    """The device restarted (E-Mail on Event)."""
+
     type: Literal["device.rebooted"]
 
 
 class TamperActivated(_Event):
+    """The tamper switch fired (E-Mail on Event)."""
+
     type: Literal["tamper.activated"]
 
 
@@ -106,15 +138,18 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 DeviceEvent = SipRegistrationLost | DeviceRebooted | TamperActivated
-TYPES = (
-    "call.ringing",
-    "call.ended",
-    "access",
-    "sip.registration_lost",
-    "device.rebooted",
-    "tamper.activated",
-)
 _adapter: TypeAdapter[Event] = TypeAdapter(Event)
+MODELS: tuple[type[_Event], ...] = (
+    CallRinging,
+    CallEnded,
+    Access,
+    SipRegistrationLost,
+    DeviceRebooted,
+    TamperActivated,
+)
+TYPES: tuple[str, ...] = tuple(
+    get_args(model.model_fields["type"].annotation)[0] for model in MODELS
+)
 
 
 def parse_event(raw: object, prefix: str = "") -> Event:
@@ -178,3 +213,69 @@ def _message(kind: str, message: str, context: dict[str, Any]) -> str:
     if kind == "literal_error":
         return "must be " + str(context.get("expected", message))
     return message.removeprefix("Value error, ")
+
+
+@dataclass(frozen=True)
+class FieldDoc:
+    """One field of an event type, for the help and the README: its values and meaning."""
+
+    name: str
+    required: bool
+    values: str
+    what: str
+
+
+@dataclass(frozen=True)
+class TypeDoc:
+    """An event type: what it is, its own fields and an example of its fields."""
+
+    type: str
+    what: str
+    fields: tuple[FieldDoc, ...]
+    example: dict[str, Any]
+
+
+def documented(model: type[BaseModel], names: Iterable[str]) -> tuple[FieldDoc, ...]:
+    """`names` of `model` as documented fields, read from the model itself."""
+    fields = model.model_fields
+    return tuple(
+        FieldDoc(
+            name, fields[name].is_required(), _values(fields[name]), fields[name].description or ""
+        )
+        for name in names
+    )
+
+
+def type_docs() -> tuple[TypeDoc, ...]:
+    """Every event type with its own fields (the ones every type has are in COMMON_FIELDS)."""
+    common = set(_Event.model_fields)
+    return tuple(
+        TypeDoc(
+            type=TYPES[index],
+            what=(model.__doc__ or "").strip(),
+            fields=documented(model, [n for n in model.model_fields if n not in common | {"type"}]),
+            example=model.example,
+        )
+        for index, model in enumerate(MODELS)
+    )
+
+
+def common_fields() -> tuple[FieldDoc, ...]:
+    """The fields every event type has."""
+    return documented(_Event, _Event.model_fields)
+
+
+def _values(field: FieldInfo) -> str:
+    annotation: Any = field.annotation
+    while get_origin(annotation) in (Annotated, UnionType, Union):
+        arguments = [arg for arg in get_args(annotation) if arg is not type(None)]
+        annotation = arguments[0]
+    if get_origin(annotation) is Literal:
+        return " | ".join(str(value) for value in get_args(annotation))
+    if annotation is bool:
+        return "true | false"
+    if annotation in (datetime, AwareDatetime):
+        return "ISO 8601 time with offset"
+    if get_origin(annotation) is tuple:
+        return "text, repeatable"
+    return "text"

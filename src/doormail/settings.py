@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -74,12 +75,21 @@ def _check_dkim_key(pem: str) -> None:
 
 
 class SettingsError(ValueError):
-    """A configuration value that cannot be accepted; `field` is its dotted path."""
+    """Configuration values that cannot be accepted: `field` is the first one's dotted path and
+    `message` what is wrong with it; `problems` lists every bad field with its message."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(
+        self, field: str, message: str, problems: Sequence[tuple[str, str]] = ()
+    ) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.problems: tuple[tuple[str, str], ...] = tuple(problems) or ((field, message),)
+
+    @classmethod
+    def of(cls, problems: Sequence[tuple[str, str]]) -> SettingsError:
+        """One error for several bad fields (at least one), the first named first."""
+        return cls(problems[0][0], problems[0][1], problems)
 
 
 def split_addresses(value: str) -> list[str]:
@@ -178,6 +188,8 @@ class Device(_Section):
     name: SingleLine = Field(
         "doormail", title="Device Name", description="Intercom identification: $DeviceName$."
     )
+    # A new installation takes the machine's zone, and a format that shows it, at its first
+    # start (firststart).
     timezone: str = Field(
         "UTC",
         title="Time Zone",
@@ -628,24 +640,40 @@ class Settings(_Section):
     licensing: Licensing = Field(default_factory=Licensing)
     sources: Sources = Field(default_factory=Sources)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _every_problem(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
+        """A document with bad fields is not checked as a whole by pydantic (the checks below
+        need valid fields): the server and From Address that SMTP Service Enabled needs are
+        looked for in it here, so that they are reported with the rest (SPEC section 1)."""
+        try:
+            return handler(data)
+        except ValidationError as error:
+            problems = list(_every_error(error).problems)
+            missing = [p for p in _missing_when_enabled(data) if p[0] not in dict(problems)]
+            if not missing:
+                raise
+            raise SettingsError.of(problems + missing) from None
+
     @model_validator(mode="after")
     def _usable_when_enabled(self) -> Settings:
         smtp = self.smtp
+        problems: list[tuple[str, str]] = []
         if smtp.enabled:
             if not smtp.server:
-                raise SettingsError("smtp.server", "is required when smtp.enabled is true")
+                problems.append(("smtp.server", "is required when smtp.enabled is true"))
             if not smtp.from_:
-                raise SettingsError("smtp.from", "is required when smtp.enabled is true")
+                problems.append(("smtp.from", "is required when smtp.enabled is true"))
         if smtp.auth == "xoauth2" and smtp.enabled:
             for key in ("token_url", "client_id", "refresh_token"):
                 if not getattr(smtp.oauth2, key):
-                    raise SettingsError(
-                        f"smtp.oauth2.{key}", "is required when smtp.auth is xoauth2"
-                    )
+                    problems.append((f"smtp.oauth2.{key}", "is required when smtp.auth is xoauth2"))
         if smtp.dkim.enabled:
             for key in ("domain", "selector", "private_key"):
                 if not getattr(smtp.dkim, key):
-                    raise SettingsError(f"smtp.dkim.{key}", "is required when smtp.dkim.enabled")
+                    problems.append((f"smtp.dkim.{key}", "is required when smtp.dkim.enabled"))
+        if problems:
+            raise SettingsError.of(problems)
         return self
 
     def document(self) -> dict[str, Any]:
@@ -747,23 +775,39 @@ def validate(document: Mapping[str, Any], *, stored: bool = False) -> Settings:
     try:
         return Settings.model_validate(dict(document), context={_STORED: stored})
     except ValidationError as error:
-        raise _first_error(error) from None
+        raise _every_error(error) from None
     except SettingsError:
         raise
 
 
-def _first_error(error: ValidationError) -> SettingsError:
-    first = error.errors()[0]
-    field = ".".join(str(part) for part in first["loc"])
-    context = first.get("ctx", {}).get("error")
-    if isinstance(context, SettingsError):
-        return context
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "is not a known setting"
-    elif first["type"] == "literal_error":
-        message = f"must be {message.removeprefix('Input should be ')}"
-    return SettingsError(field or "config", message)
+def _missing_when_enabled(document: Any) -> list[tuple[str, str]]:
+    """What SMTP Service Enabled needs and a raw document leaves empty."""
+    smtp = document.get("smtp") if isinstance(document, Mapping) else None
+    if not isinstance(smtp, Mapping) or smtp.get("enabled") is not True:
+        return []
+    return [
+        (f"smtp.{key}", "is required when smtp.enabled is true")
+        for key in ("server", "from")
+        if not smtp.get(key)
+    ]
+
+
+def _every_error(error: ValidationError) -> SettingsError:
+    """Every bad field the validation found, in the order found (SPEC section 2)."""
+    problems: list[tuple[str, str]] = []
+    for detail in error.errors():
+        context = detail.get("ctx", {}).get("error")
+        if isinstance(context, SettingsError):
+            problems += context.problems
+            continue
+        field = ".".join(str(part) for part in detail["loc"])
+        message = detail["msg"].removeprefix("Value error, ")
+        if detail["type"] == "extra_forbidden":
+            message = "is not a known setting"
+        elif detail["type"] == "literal_error":
+            message = f"must be {message.removeprefix('Input should be ')}"
+        problems.append((field or "config", message))
+    return SettingsError.of(problems)
 
 
 def _strip_secret_flags(patch: dict[str, Any]) -> None:
@@ -873,5 +917,4 @@ def _unmask_urls(request: dict[str, Any], stored: dict[str, Any]) -> None:
 
 def _refuse(unbound: list[destinations.Unbound]) -> None:
     if unbound:
-        first = unbound[0]
-        raise SettingsError(first.secret, f'{first.message} (send "" to clear it)')
+        raise SettingsError.of([(u.secret, f'{u.message} (send "" to clear it)') for u in unbound])

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from doormail.app import Service
-from doormail.delivery.errors import AUTH_HINT, CA_HINT, PORT_HINT
+from doormail.delivery.errors import AUTH_HINT, CA_HINT
 from doormail.delivery.session import (
     DeliveryError,
     PermanentDeliveryError,
@@ -156,7 +156,7 @@ async def test_untrusted_certificate_fails_with_the_ca_hint(lab: Lab) -> None:
 async def test_security_tls_on_the_plain_port_gives_the_wrong_port_hint(lab: Lab) -> None:
     error = await failure(lab_smtp(lab, lab.plain, security="tls"), lab_context(lab))
     assert isinstance(error, PermanentDeliveryError)
-    assert PORT_HINT in error.hint
+    assert error.hint == f"port {lab.plain} speaks plain SMTP: set smtp.security to starttls"
 
 
 async def test_auth_is_refused_in_the_clear(lab: Lab) -> None:
@@ -190,3 +190,17 @@ async def test_ca_set_and_user_certificate_from_the_certificate_slots(
     to = recipient()
     await send_one(smtp, service.certificates.tls_context(smtp), to)
     assert 'Client CN "lab-client"' in str(lab.mail_to(to)["Received"])
+
+
+@pytest.mark.parametrize("security", ["starttls", "auto", "none"])
+async def test_a_plain_session_to_the_implicit_tls_port_is_named_within_5_seconds(
+    lab: Lab, security: str
+) -> None:
+    started = time.monotonic()
+    smtp = lab_smtp(lab, lab.tls, security=security)
+    with pytest.raises(DeliveryError) as caught:
+        async with SmtpSession(smtp, lab_context(lab), timeout=20):
+            pass
+    assert time.monotonic() - started < 5
+    assert isinstance(caught.value, PermanentDeliveryError)
+    assert caught.value.hint == f"port {lab.tls} speaks implicit TLS: set smtp.security to tls"

@@ -45,7 +45,7 @@ def test_moving_the_smtp_server_without_the_password_is_refused_at_the_password_
     page.get_by_label("Server Address").fill("127.0.0.1")
     page.get_by_role("button", name="Apply", exact=True).click()
     error = page.locator('[data-error-for="smtp.password"]')
-    expect(error).to_contain_text("smtp.server changed")
+    expect(error).to_contain_text("Server Address changed, so Password must be given again")
     assert api_client.get("/api/config").json()["smtp"]["server"] == "mx.example.com"
     page.get_by_label("Server Address").fill("127.0.0.1")
     page.get_by_label("Password", exact=True).fill("for-the-new-server")

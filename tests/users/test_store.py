@@ -17,7 +17,7 @@ def alice() -> User:
         id="u-alice",
         name="Alice Novak",
         email="alice@example.com, alice@work.example",
-        numbers=("101", "+420 601 000 101"),
+        numbers=("101", "+420601000101"),
         cards=("0012ab34cd",),
         bluetooth=("bt-alice",),
         fingerprints=("fp-7",),
@@ -45,7 +45,7 @@ def test_look_ups_by_number_bluetooth_fingerprint_and_id(users: UserStore) -> No
     users.create(User(id="u-bob", name="Bob", numbers=("102",)))
     for found in (
         users.by_id("u-alice"),
-        users.by_number("+420 601 000 101"),
+        users.by_number("+420601000101"),
         users.by_bluetooth("bt-alice"),
         users.by_fingerprint("fp-7"),
         users.by_card("0012AB34CD"),
@@ -91,7 +91,7 @@ def test_deleting_a_user_deletes_its_identifiers(users: UserStore) -> None:
     [
         ("id", "u-alice"),
         ("id", "nobody"),
-        ("number", "+420 601 000 101"),
+        ("number", "+420601000101"),
         ("number", " 102 "),
         ("number", "999"),
         ("card", "12ab34cd"),
@@ -109,7 +109,7 @@ def test_the_in_memory_look_up_answers_as_the_store_does(
     listed = [
         alice(),
         User(id="u-bob", name="Bob", numbers=("102",), cards=("12AB34CD",)),
-        User(id="u-ann", name="Ann", numbers=("102",), cards=("XXAB12CD34",)),
+        User(id="u-ann", name="Ann", numbers=("102",), cards=("FFAB12CD34",)),
     ]
     users.import_users(listed)
     in_memory = UsersInMemory(listed)

@@ -81,7 +81,8 @@ def test_send_email_action_queues_the_call_templates_with_one_snapshot(
     parsed = only_mail(enabled, result)
     assert parsed["To"] == "guard@example.com"
     assert parsed["X-Doormail-Event"] == result["event_id"]
-    # The E-Mail on Call templates, with the device's name and time; call values stay unknown.
+    # The E-Mail on Call templates, with the device's name and time (and zone, as a new
+    # installation shows it); call values stay unknown.
     assert re.fullmatch(
         r"\$CallState:Missed=Missed call,Answered=Call\$ at Front door — \$DialNumber\$ \$User\$",
         parsed["Subject"],

@@ -61,6 +61,37 @@ def test_a_bad_field_is_named_and_nothing_changes(api: TestClient) -> None:
     assert api.get("/api/config").json()["device"]["name"] == "Front door"
 
 
+def test_every_bad_field_is_listed_at_once(api: TestClient) -> None:
+    reply = api.patch(
+        "/api/config",
+        json={
+            "smtp": {"port": 0, "deliver_in": 5},
+            "email_on_call": {"snapshots": {"count": 9}},
+        },
+    )
+    assert reply.status_code == 422
+    error = reply.json()["error"]
+    fields = [problem["field"] for problem in error["errors"]]
+    assert sorted(fields) == ["email_on_call.snapshots.count", "smtp.deliver_in", "smtp.port"]
+    assert (error["field"], error["message"]) == (fields[0], error["errors"][0]["message"])
+
+
+def test_smtp_enabled_without_server_and_from_names_both(api: TestClient) -> None:
+    reply = api.patch("/api/config", json={"smtp": {"enabled": True}})
+    assert reply.status_code == 422
+    assert reply.json()["error"]["errors"] == [
+        {"field": "smtp.server", "message": "is required when smtp.enabled is true"},
+        {"field": "smtp.from", "message": "is required when smtp.enabled is true"},
+    ]
+
+
+def test_a_bad_port_and_what_smtp_enabled_needs_are_listed_together(api: TestClient) -> None:
+    reply = api.patch("/api/config", json={"smtp": {"enabled": True, "port": 0}})
+    assert reply.status_code == 422
+    fields = [problem["field"] for problem in reply.json()["error"]["errors"]]
+    assert fields == ["smtp.port", "smtp.server", "smtp.from"]
+
+
 def test_the_password_is_never_returned(api: TestClient) -> None:
     reply = api.patch("/api/config", json={"smtp": {"password": "hunter2"}})
     assert "hunter2" not in reply.text

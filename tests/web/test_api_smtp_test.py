@@ -106,7 +106,8 @@ def test_events_stream_each_stage_and_end_with_the_state(
                 kind = line.removeprefix("event: ")
             elif line.startswith("data: "):
                 events.append((kind, json.loads(line.removeprefix("data: "))))
-    assert events[-1] == ("end", {"state": "sent"})
+    assert events[-1][0] == "end" and events[-1][1]["state"] == "sent"
+    assert events[-1][1]["warnings"] == api.get(f"/api/smtp/test/{run_id}").json()["warnings"]
     logged = [data for kind, data in events if kind == "log"]
     assert logged == api.get(f"/api/smtp/test/{run_id}").json()["log"]
 
@@ -292,3 +293,17 @@ def test_apply_and_test_runs_at_most_three_at_a_time_and_refuses_more_with_429(
     assert [finished(api, run_id)["state"] for run_id in started] == ["failed"] * 3
     again = api.post("/api/smtp/test", json={"to": "alice@example.com", "smtp": smtp})
     assert again.status_code == 202
+
+
+def test_the_log_in_the_uis_words_names_labels_instead_of_keys(api: TestClient) -> None:
+    smtp = {"server": "127.0.0.1", "port": free_port(), "from": "door@example.org"}
+    started = api.post("/api/smtp/test", json={"to": "alice@example.com", "smtp": smtp})
+    run_id = started.json()["id"]
+    deadline = time.monotonic() + 30
+    while api.get(f"/api/smtp/test/{run_id}").json()["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    keys = api.get(f"/api/smtp/test/{run_id}").json()["log"][-1]["message"]
+    labels = api.get(f"/api/smtp/test/{run_id}", params={"labels": "ui"}).json()["log"][-1]
+    assert "smtp.server and smtp.port" in keys
+    assert "Server Address and Server Port" in labels["message"]

@@ -24,6 +24,7 @@ def test_users_api_crud(api: TestClient) -> None:
         "cards": [],
         "bluetooth": [],
         "fingerprints": [],
+        "warnings": [],
     }
     assert api.delete(f"/api/users/{user_id}").status_code == 204
     assert api.get(f"/api/users/{user_id}").status_code == 404
@@ -48,19 +49,19 @@ def test_users_api_names_the_bad_field(api: TestClient) -> None:
 
 
 def test_users_api_search_and_paging(api: TestClient) -> None:
-    lines = [f"u-{i:02d},Resident {i},r{i}@example.com,{100 + i},CARD{i:04d},," for i in range(25)]
+    lines = [f"u-{i:02d},Resident {i},r{i}@example.com,{100 + i},CA{i:04d},," for i in range(25)]
     reply = api.post(
         "/api/users/import",
         content=(HEADER + "\n".join(lines)).encode(),
         headers={"content-type": "text/csv"},
     )
-    assert reply.json() == {"imported": 25}
+    assert reply.json() == {"imported": 25, "warnings": []}
     first = api.get("/api/users", params={"limit": 10}).json()
     assert [u["id"] for u in first["items"]] == [f"u-{i:02d}" for i in range(10)]
     assert first["total"] == 25
     second = api.get("/api/users", params={"limit": 10, "cursor": first["next"]}).json()
     assert second["items"][0]["id"] == "u-10"
-    found = api.get("/api/users", params={"q": "card0017"}).json()
+    found = api.get("/api/users", params={"q": "ca0017"}).json()
     assert [u["id"] for u in found["items"]] == ["u-17"]
     assert api.get("/api/users", params={"q": "resident 2"}).json()["total"] == 6
     assert api.get("/api/users", params={"q": "100%"}).json()["total"] == 0

@@ -120,6 +120,7 @@ class Capture:
 
     def _keep(self, frame: Frame) -> None:
         self.buffer.add(frame)
+        log.debug("camera: a picture of %d bytes from %s", len(frame.jpeg), self.source.where)
         if self.state != "receiving":
             log.info("camera: receiving pictures from %s", self.source.where)
         self.state, self.error = "receiving", None

@@ -25,9 +25,10 @@ __all__ = [
     "TemporaryDeliveryError",
     "from_exception",
     "from_reply",
+    "implicit_tls_port",
 ]
 
-PORT_HINT = "port 465 uses implicit TLS (security tls); 587 and 25 use STARTTLS"
+PORT_HINT = "port 465 uses implicit TLS (smtp.security tls); 587 and 25 use STARTTLS"
 AUTH_HINT = "check username and password (Gmail/Microsoft 365 need an app password)"
 NEEDS_AUTH_HINT = "the server requires authentication: set smtp.username"
 RELAY_HINT = (
@@ -292,8 +293,8 @@ def _tls_error(error: ssl.SSLError, stage: Stage, attempt: Attempt) -> DeliveryE
     )
     if plain_port and attempt.implicit_tls:
         return PermanentDeliveryError(
-            f"port {attempt.port} does not speak TLS ({reason})",
-            hint=f"{PORT_HINT}; with smtp.security tls use the server's implicit TLS port",
+            f"port {attempt.port} does not speak TLS: it answered in plain text ({reason})",
+            hint=f"port {attempt.port} speaks plain SMTP: set smtp.security to starttls",
             stage="tls",
         )
     return PermanentDeliveryError(
@@ -303,6 +304,15 @@ def _tls_error(error: ssl.SSLError, stage: Stage, attempt: Attempt) -> DeliveryE
             f" the client certificate (smtp.certificate); {PORT_HINT}"
         ),
         stage="tls",
+    )
+
+
+def implicit_tls_port(attempt: Attempt) -> DeliveryError:
+    """A plain connection to a port that sent no greeting but completed a TLS handshake."""
+    return PermanentDeliveryError(
+        f"port {attempt.port} sent no SMTP greeting but answers TLS: it is an implicit-TLS port",
+        hint=f"port {attempt.port} speaks implicit TLS: set smtp.security to tls",
+        stage="connecting",
     )
 
 

@@ -22,6 +22,7 @@ from doormail.delivery.errors import (
     Stage,
     TemporaryDeliveryError,
     from_exception,
+    implicit_tls_port,
 )
 from doormail.delivery.pipelining import PipelinedConnection, Ready
 from doormail.destinations import Unbound
@@ -51,6 +52,11 @@ _SECRETS_OF_AUTH = {
     "xoauth2": ("smtp.oauth2.client_secret", "smtp.oauth2.refresh_token"),
 }
 _QUIT_TIMEOUT = 5.0
+# A plain connection that has had no greeting for this long may be talking to an implicit-TLS
+# port (the server waits for a TLS hello, the client for "220"): a second connection then asks
+# for TLS, so that the mistake is named within seconds instead of at the timeout.
+TLS_PROBE_AFTER = 2.0
+_TLS_PROBE_TIMEOUT = 2.0
 
 
 def uses_implicit_tls(smtp: Smtp) -> bool:
@@ -60,6 +66,24 @@ def uses_implicit_tls(smtp: Smtp) -> bool:
 
 def _ignore_stage(_stage: str, _message: str) -> None:
     pass
+
+
+async def _speaks_tls(host: str, port: int) -> bool:
+    """Whether `host:port` completes a TLS handshake (certificate not checked: only the
+    protocol matters here)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        _reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=context), _TLS_PROBE_TIMEOUT
+        )
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        await asyncio.wait_for(writer.wait_closed(), _TLS_PROBE_TIMEOUT)
+    return True
 
 
 class SmtpSession:
@@ -235,7 +259,7 @@ class SmtpSession:
             timeout=self._timeout,
         )
         self._client = client
-        greeting = await client.connect()
+        greeting = await self._connect(client)
         _set_nodelay(client)
         peer = client.get_transport_info("peername")
         where = f"{peer[0]} port {peer[1]}" if peer else smtp.server
@@ -252,6 +276,20 @@ class SmtpSession:
             self._pipeline = PipelinedConnection.take_over(
                 client, attempt=self.attempt, timeout=self._timeout, emit=self._emit
             )
+
+    async def _connect(self, client: aiosmtplib.SMTP) -> aiosmtplib.SMTPResponse:
+        """The server's greeting; on a plain connection still silent after TLS_PROBE_AFTER,
+        a PermanentDeliveryError when the port turns out to speak implicit TLS."""
+        if self.attempt.implicit_tls:
+            return await client.connect()
+        connecting = asyncio.ensure_future(client.connect())
+        done, _pending = await asyncio.wait({connecting}, timeout=TLS_PROBE_AFTER)
+        if done or not await _speaks_tls(self._smtp.server, self._smtp.port):
+            return await connecting
+        connecting.cancel()
+        with contextlib.suppress(BaseException):
+            await connecting
+        raise implicit_tls_port(self.attempt)
 
     async def _resolve(self) -> str:
         loop = asyncio.get_running_loop()

@@ -4,6 +4,7 @@ or releases it, records what each attempt came to, and expires what waited past 
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -34,6 +35,8 @@ from doormail.store import crash_safe, reading
 from doormail.store.tables import outbox as table
 from doormail.store.tables import outbox_messages as bodies
 
+log = logging.getLogger("doormail.outbox")
+
 # The kinds of mail that carry `held` ones (flood control): a held mail ends as its digest does.
 DIGEST_KINDS = ("digest", "burst_summary")
 
@@ -58,6 +61,7 @@ class HeldMail:
     data: bytes
 
 
+
 @dataclass(frozen=True)
 class Claimed:
     """A message handed to one worker under a lease: what the SMTP session needs to send it."""
@@ -80,6 +84,7 @@ _RECORD_COLUMNS = (
     table.c.created_at,
     table.c.deliver_by,
     table.c.lease_owner,
+    table.c.recipient,
 )
 
 # Every outcome is saved by this one statement, executed once for a whole batch; a value left
@@ -398,6 +403,7 @@ class Queue:
                 connection.execute(_RECORD, [_parameters(row.id, c) for row, c in changes])
                 _settle_digested(connection, changes)
         self._count_changes(changes, now)
+        _log_changes(changes)
         return statuses
 
     def _count_changes(self, changes: Sequence[tuple[Any, Change]], now: float) -> None:
@@ -436,10 +442,11 @@ class Queue:
                     lease_owner=None,
                     lease_until=None,
                 )
-                .returning(table.c.kind)
+                .returning(table.c.kind, table.c.id, table.c.recipient, table.c.last_error)
             ).all()
         for row in rows:
             self._count("expired", row.kind)
+            log.warning("mail %s to %s expired: %s", row.id, row.recipient, row.last_error)
         return len(rows)
 
     def next_due(self) -> float | None:
@@ -469,6 +476,15 @@ def _settle_digested(connection: Connection, changes: Sequence[tuple[Any, Change
                 last_error=change.error,
             )
         )
+
+def _log_changes(changes: Sequence[tuple[Any, Change]]) -> None:
+    """One line per mail sent, failed or expired (SPEC section 1); a mail queued again after a
+    temporary failure is not a line of its own (the worker reports the failed session)."""
+    for row, change in changes:
+        if change.status == "sent":
+            log.info("mail %s to %s sent: %s", row.id, row.recipient, change.reply)
+        elif change.status in ("failed", "expired"):
+            log.warning("mail %s to %s %s: %s", row.id, row.recipient, change.status, change.error)
 
 
 def _row(id: str, message: OutgoingMessage, now: float, deliver_by: float) -> dict[str, Any]:

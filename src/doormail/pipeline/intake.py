@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -26,6 +27,8 @@ from doormail.settings import Settings
 from doormail.users.model import UserLookup
 
 SEND_EMAIL_ID_PREFIX = "send-email-"
+
+log = logging.getLogger("doormail.intake")
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class Intake:
         )
         accepted = await self._committer.commit(entry)
         if accepted.fresh:
+            _log_taken(event.type, accepted)
             self._on_event(event.type)
             if accepted.emails:
                 self._on_queued()
@@ -104,6 +108,7 @@ class Intake:
         event_id = SEND_EMAIL_ID_PREFIX + uuid.uuid4().hex
         decision = rules.send_email_mails(order, settings, at)
         if not decision.mails:
+            _log_taken("send-email", Accepted(event_id, (), decision.reason))
             return Accepted(event_id, (), decision.reason)
         pictures = await snapshots.take(self._camera, decision.mails)
         messages = await asyncio.to_thread(
@@ -113,6 +118,7 @@ class Intake:
             event_id, None, tuple(messages), settings.smtp.deliver_in, flood=Flood(settings.limits)
         )
         accepted = await self._committer.commit(entry)
+        _log_taken("send-email", accepted)
         self._on_queued()
         return accepted
 
@@ -155,6 +161,21 @@ def _kept(event: Event, decided: _Decided) -> Kept:
         fields=json.dumps({key: value for key, value in fields.items() if value is not None}),
         addresses=decided.decision.concerned,
     )
+
+
+def _log_taken(kind: str, accepted: Accepted) -> None:
+    """The log's one line per event taken (SPEC section 1): what it queued, or why nothing."""
+    if accepted.emails:
+        to = ", ".join(mail.to for mail in accepted.emails)
+        log.info(
+            "event %s %s: %d mail(s) queued to %s",
+            accepted.event_id,
+            kind,
+            len(accepted.emails),
+            to,
+        )
+    else:
+        log.info("event %s %s: no mail (%s)", accepted.event_id, kind, accepted.reason)
 
 
 def _call_of(event: Event, settings: Settings) -> tuple[str, str] | None:

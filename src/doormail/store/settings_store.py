@@ -44,6 +44,11 @@ class SettingsStore:
             self._last = (document, settings)
         return settings
 
+    def saved(self) -> bool:
+        """Whether settings were ever saved (a new installation runs on the defaults)."""
+        with reading(self._engine) as connection:
+            return connection.execute(_DOCUMENT).scalar() is not None
+
     def save(self, settings: Settings) -> None:
         document = json.dumps(settings.document())
         now = time.time()

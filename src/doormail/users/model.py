@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -27,6 +27,13 @@ WIEGAND_MIN = 6
 
 _ID = re.compile(r"^[A-Za-z0-9._:@+\-]{1,128}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# SPEC section 3's formats: a number is digits with + * # (up to 32) or a sip:/sips: URI; a card
+# ID is hexadecimal (up to 32 digits).
+_NUMBER = re.compile(r"^[0-9+*#]{1,32}$")
+_SIP_URI = re.compile(r"^sips?:\S+$", re.IGNORECASE)
+_CARD = re.compile(r"^[0-9A-Fa-f]{1,32}$")
+NUMBER_FORMAT = "digits with + * # (up to 32), or a sip: or sips: URI"
+CARD_FORMAT = "hexadecimal digits 0-9 A-F (up to 32)"
 
 
 def new_user_id() -> str:
@@ -35,7 +42,9 @@ def new_user_id() -> str:
 
 def _user_id(value: str) -> str:
     if not _ID.match(value):
-        raise ValueError("must be 1 to 128 characters: letters, digits and . _ : @ + - (no spaces)")
+        raise ValueError(
+            f"{value!r} is not a user id: 1 to 128 letters, digits and . _ : @ + - (no spaces)"
+        )
     return value
 
 
@@ -59,13 +68,31 @@ def _identifier(value: str) -> str:
     return value
 
 
+def _number(value: str) -> str:
+    value = _identifier(value)
+    if not (_NUMBER.match(value) or _SIP_URI.match(value)):
+        raise ValueError(f"{value!r} is not a number: {NUMBER_FORMAT}")
+    return value
+
+
 def _card(value: str) -> str:
     # Card IDs are hexadecimal as readers print them; one case makes the indexed match exact.
-    return _identifier(value).upper()
+    value = _identifier(value)
+    if not _CARD.match(value):
+        raise ValueError(f"{value!r} is not a card ID: {CARD_FORMAT}")
+    return value.upper()
+
+
+def _printable(value: str) -> str:
+    value = _identifier(value)
+    if not value.isprintable() or any(character.isspace() for character in value):
+        raise ValueError(f"{value!r} must be printable characters without spaces")
+    return value
 
 
 UserId = Annotated[str, AfterValidator(_user_id)]
-Identifier = Annotated[str, AfterValidator(_identifier)]
+Identifier = Annotated[str, AfterValidator(_printable)]
+Number = Annotated[str, AfterValidator(_number)]
 Card = Annotated[str, AfterValidator(_card)]
 
 
@@ -77,7 +104,7 @@ class User(BaseModel):
     id: UserId = Field(default_factory=new_user_id)
     name: Annotated[str, AfterValidator(_name)] = ""
     email: AddressList = ""
-    numbers: tuple[Identifier, ...] = ()
+    numbers: tuple[Number, ...] = ()
     cards: tuple[Card, ...] = ()
     bluetooth: tuple[Identifier, ...] = ()
     fingerprints: tuple[Identifier, ...] = ()
@@ -132,6 +159,14 @@ def _raise_user_error(field: str, kind: str, message: str) -> User:
     elif kind == "model_type":
         message = "must be a JSON object"
     raise UserError(field, message.removeprefix("Value error, "))
+
+
+def shared_number_warning(number: str, holders: Sequence[tuple[str, str]]) -> str:
+    """The warning for a number on several users (a household: allowed, SPEC section 3);
+    `holders` are (id, name) ordered by id, and a call to the number goes to the first."""
+    named = ", ".join(f"{name} ({id})" if name else id for id, name in holders)
+    first = holders[0][1] or holders[0][0]
+    return f"number {number} is on {len(holders)} users: {named}; a call to it mails {first}"
 
 
 def card_suffix(card: str) -> str:

@@ -38,6 +38,7 @@ from doormail.users.model import (
     UserLookup,
     card_suffix,
     cards_match,
+    shared_number_warning,
 )
 
 _BATCH = 500
@@ -228,12 +229,36 @@ class UserStore:
             _insert(connection, users)
         return len(users)
 
-    def import_csv(self, text: str, *, replace_all: bool = False) -> int:
-        """Import CSV text: all or nothing; CsvError lists every bad line."""
-        return self.import_users(parse_csv(text), replace_all=replace_all)
+    def import_csv(self, text: str, *, replace_all: bool = False) -> list[User]:
+        """Import CSV text: all or nothing; CsvError lists every bad line. Returns the users
+        imported."""
+        users = parse_csv(text)
+        self.import_users(users, replace_all=replace_all)
+        return users
 
     def export_csv(self) -> str:
         return to_csv(self.all())
+
+    def shared_numbers(self, users: Iterable[User]) -> list[str]:
+        """A warning for each number of `users` that is on more than one user of the list."""
+        numbers = sorted({number for user in users for number in user.numbers})
+        holders: dict[str, list[tuple[str, str]]] = {}
+        with reading(self._engine) as connection:
+            for chunk in _chunks(numbers):
+                rows = connection.execute(
+                    select(_ids.value, _users.id, _users.name)
+                    .join(tables.users, _users.id == _ids.user_id)
+                    .where(_ids.kind == "number", _ids.value.in_(chunk))
+                    .distinct()
+                    .order_by(_ids.value, _users.id)
+                )
+                for row in rows:
+                    holders.setdefault(row.value, []).append((row.id, row.name))
+        return [
+            shared_number_warning(number, found)
+            for number, found in holders.items()
+            if len(found) > 1
+        ]
 
 
 def _search(query: str) -> ColumnElement[bool]:

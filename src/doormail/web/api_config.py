@@ -1,5 +1,6 @@
 """`/api/config`: the configuration document (SPEC section 2). GET shows secrets as `_set`
-flags; PATCH merges, PUT replaces; either is validated as a whole and saved atomically."""
+flags; PATCH merges, PUT replaces; either is validated as a whole and saved atomically.
+`/api/config/warnings` lists what is valid but will not mail."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from doormail import settings as model
+from doormail.config_warnings import config_warnings
 from doormail.web.bodies import json_body
 from doormail.web.errors import ApiError
 from doormail.web.schemas import body_of, json_reply, refusal
@@ -30,6 +32,17 @@ _CHANGE = body_of("ConfigurationChange")
 @router.get("", response_model=None, responses=_DOCUMENT)
 def get_config(request: Request) -> dict[str, Any]:
     return service_of(request).settings.load().public()
+
+
+@router.get(
+    "/warnings",
+    response_model=None,
+    responses={200: json_reply("ConfigWarnings", "settings that are valid but will not mail")},
+)
+def get_warnings(request: Request) -> dict[str, Any]:
+    """Settings that are valid but will not make the mail a user expects (SPEC section 2)."""
+    settings = service_of(request).settings.load()
+    return {"warnings": [warning.reply() for warning in config_warnings(settings)]}
 
 
 @router.patch("", response_model=None, openapi_extra=_CHANGE, responses=_CHANGED)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,6 +15,7 @@ from doormail.applytest import SmtpTests, TestRun, TooManyRuns
 from doormail.web.errors import ApiError
 from doormail.web.schemas import json_reply, refusal, text_reply
 from doormail.web.state import service_of
+from doormail.web.ui_words import in_ui_words
 
 router = APIRouter(prefix="/api/smtp/test", tags=["smtp"])
 
@@ -41,6 +42,15 @@ def _run(request: Request, run_id: str) -> TestRun:
 
 
 _NO_RUN = refusal("no Apply & Test run has this id")
+# How the log names the settings: by their keys (smtp.ca), or by the web UI's labels.
+Labels = Annotated[
+    Literal["keys", "ui"],
+    Query(description="keys: settings named by key (smtp.ca); ui: by the web UI's labels"),
+]
+
+
+def _worded(line: dict[str, Any]) -> dict[str, Any]:
+    return {**line, "message": in_ui_words(line["message"])}
 
 
 @router.post(
@@ -67,8 +77,11 @@ async def start_test(request: Request, body: TestRequest) -> dict[str, str]:
     response_model=None,
     responses={200: json_reply("TestStatus", "the run's state and log"), 404: _NO_RUN},
 )
-async def test_status(request: Request, run_id: str) -> dict[str, Any]:
-    return _run(request, run_id).public()
+async def test_status(request: Request, run_id: str, labels: Labels = "keys") -> dict[str, Any]:
+    status = _run(request, run_id).public()
+    if labels == "ui":
+        status["log"] = [_worded(line) for line in status["log"]]
+    return status
 
 
 @router.get(
@@ -79,18 +92,20 @@ async def test_status(request: Request, run_id: str) -> dict[str, Any]:
         404: _NO_RUN,
     },
 )
-async def test_events(request: Request, run_id: str) -> StreamingResponse:
+async def test_events(request: Request, run_id: str, labels: Labels = "keys") -> StreamingResponse:
     run = _run(request, run_id)
     return StreamingResponse(
-        _events(run),
+        _events(run, labels == "ui"),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _events(run: TestRun) -> AsyncIterator[str]:
+async def _events(run: TestRun, ui: bool) -> AsyncIterator[str]:
     number = 0
     async for line in run.follow():
         number += 1
-        yield f"id: {number}\nevent: log\ndata: {json.dumps(line.public())}\n\n"
-    yield f"event: end\ndata: {json.dumps({'state': run.state})}\n\n"
+        shown = _worded(line.public()) if ui else line.public()
+        yield f"id: {number}\nevent: log\ndata: {json.dumps(shown)}\n\n"
+    warnings = [warning.reply() for warning in run.warnings]
+    yield f"event: end\ndata: {json.dumps({'state': run.state, 'warnings': warnings})}\n\n"

@@ -38,6 +38,7 @@ def _user_from(data: object) -> User:
 
 
 _USER = json_reply("User", "the user")
+_SAVED = json_reply("UserSaved", "the user as saved, with warnings (a number on two users)")
 _NO_USER = refusal("no user has this id")
 _BAD_USER = refusal("a bad value, naming the field and the value")
 _CSV_MEDIA = {"text/csv": {"schema": {"type": "string"}}}
@@ -59,7 +60,7 @@ def list_users(
     status_code=201,
     response_model=None,
     openapi_extra=body_of("UserIn"),
-    responses={201: _USER, 409: refusal("a user with this id exists"), 422: _BAD_USER},
+    responses={201: _SAVED, 409: refusal("a user with this id exists"), 422: _BAD_USER},
 )
 async def create_user(request: Request) -> dict[str, Any]:
     user = _user_from(await json_body(request))
@@ -67,7 +68,17 @@ async def create_user(request: Request) -> dict[str, Any]:
         await run_in_threadpool(_users(request).create, user)
     except DuplicateUser as error:
         raise ApiError(409, "conflict", error.message, error.field) from None
-    return _public(user)
+    return await _saved(request, user)
+
+
+async def _saved(request: Request, user: User) -> dict[str, Any]:
+    """The reply to a saved user: the user, and a warning for each number it shares."""
+    shared = await run_in_threadpool(_users(request).shared_numbers, [user])
+    return _public(user) | {"warnings": _warnings(shared)}
+
+
+def _warnings(messages: list[str]) -> list[dict[str, str]]:
+    return [{"field": "numbers", "message": message} for message in messages]
 
 
 @router.get(
@@ -100,10 +111,11 @@ async def import_users(request: Request, replace: Annotated[bool, Query()] = Fal
         raise ApiError(400, "bad_request", "the CSV must be UTF-8 text", "body") from None
     users = _users(request)
     try:
-        count = await run_in_threadpool(users.import_csv, text, replace_all=replace)
+        imported = await run_in_threadpool(users.import_csv, text, replace_all=replace)
     except CsvError as error:
         return _csv_error(error)
-    return JSONResponse({"imported": count})
+    shared = await run_in_threadpool(users.shared_numbers, imported)
+    return JSONResponse({"imported": len(imported), "warnings": _warnings(shared)})
 
 
 def _csv_error(error: CsvError) -> JSONResponse:
@@ -132,7 +144,7 @@ def get_user(request: Request, user_id: str) -> dict[str, Any]:
     "/{user_id}",
     response_model=None,
     openapi_extra=body_of("UserIn"),
-    responses={200: _USER, 404: _NO_USER, 422: _BAD_USER},
+    responses={200: _SAVED, 404: _NO_USER, 422: _BAD_USER},
 )
 async def put_user(request: Request, user_id: str) -> dict[str, Any]:
     data = await json_body(request)
@@ -141,7 +153,7 @@ async def put_user(request: Request, user_id: str) -> dict[str, Any]:
     user = _user_from(data)
     if not await run_in_threadpool(_users(request).replace, user):
         raise ApiError(404, "not_found", f"no user with id {user_id!r}", "id")
-    return _public(user)
+    return await _saved(request, user)
 
 
 @router.delete(

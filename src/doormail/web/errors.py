@@ -99,7 +99,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(SettingsError)
     async def _settings_error(_request: Request, error: SettingsError) -> JSONResponse:
-        return error_response(422, "validation", error.message, error.field)
+        every = [{"field": field, "message": message} for field, message in error.problems]
+        return error_response(422, "validation", error.message, error.field, errors=every)
 
     @app.exception_handler(RequestValidationError)
     async def _request_error(_request: Request, error: RequestValidationError) -> JSONResponse:

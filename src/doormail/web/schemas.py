@@ -94,8 +94,28 @@ class UsersPage(_Reply):
     total: int
 
 
+class FieldWarning(_Reply):
+    """A value that was accepted but may not do what is expected."""
+
+    field: str
+    message: str
+
+
+class ConfigWarnings(_Reply):
+    warnings: list[FieldWarning] = Field(description="each with the setting it is about")
+
+
+class UserSaved(User):
+    """The user as saved, and what in it deserves a second look (a number on two users)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    warnings: list[FieldWarning]
+
+
 class UsersImported(_Reply):
     imported: int
+    warnings: list[FieldWarning] = Field(description="numbers on more than one user")
 
 
 class OutboxPage(_Reply):
@@ -152,6 +172,9 @@ class TestStatus(_Reply):
     id: str
     state: Literal["running", "sent", "failed"]
     log: list[LogLine]
+    warnings: list[FieldWarning] = Field(
+        description="settings that will keep event mail from going out (GET /api/config/warnings)"
+    )
 
 
 class CertificateList(_Reply):
@@ -181,6 +204,9 @@ _REPLY_MODELS: tuple[type[BaseModel], ...] = (
     IntercomReply,
     UsersPage,
     UsersImported,
+    UserSaved,
+    FieldWarning,
+    ConfigWarnings,
     OutboxPage,
     OutboxRetried,
     EventsPage,

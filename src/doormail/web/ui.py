@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from doormail import settings as model
 from doormail.accounts import ADMIN
 from doormail.app import Service
+from doormail.config_warnings import ConfigWarning, config_warnings
 from doormail.web import ui_certificates, ui_dkim, ui_events, ui_outbox, ui_server, ui_users
 from doormail.web.security import (
     PasswordGate,
@@ -49,6 +51,7 @@ from doormail.web.ui_fields import (
     shown_values,
     submitted_values,
 )
+from doormail.web.ui_words import in_ui_words, label_of
 
 SESSION_COOKIE = "doormail_session"
 SESSION_HOURS = 12
@@ -183,6 +186,7 @@ def _settings_page(
     values: dict[str, Any],
     errors: dict[str, str],
     status_code: int = 200,
+    warnings: Sequence[ConfigWarning] = (),
 ) -> Response:
     context = {
         "title": tab.title,
@@ -190,17 +194,37 @@ def _settings_page(
         "values": values,
         "errors": errors,
         "server": ui_server.server_notice(service_of(request)) if tab.slug == "smtp" else None,
+        "warnings": warnings,
     }
     if tab.slug == "smtp":
         context["dkim"] = ui_dkim.shown(service_of(request).settings.load())
     return page(request, "settings.html", context, status_code)
 
 
+def _tab_warnings(tab: Tab, settings: model.Settings) -> list[ConfigWarning]:
+    """The warnings about the settings this tab shows (GET /api/config/warnings's)."""
+    on_tab = {f.path for f in tab.fields}
+    return [warning for warning in config_warnings(settings) if warning.field in on_tab]
+
+
+def _at_fields(tab: Tab, error: model.SettingsError) -> dict[str, str]:
+    """Every problem at its field on the tab; those of fields elsewhere together at the top."""
+    on_tab = {f.path for f in tab.fields}
+    errors = {field: in_ui_words(message) for field, message in error.problems if field in on_tab}
+    elsewhere = [
+        in_ui_words(f"{field}: {message}") for field, message in error.problems if field not in on_tab
+    ]
+    if elsewhere:
+        errors["_form"] = "; ".join(elsewhere)
+    return errors
+
+
 def _show_tab(tab: Tab) -> Any:
     def show(request: Request) -> Response:
         require_user(request)
-        public = service_of(request).settings.load().public()
-        return _settings_page(request, tab, shown_values(tab, public), {})
+        settings = service_of(request).settings.load()
+        values = shown_values(tab, settings.public())
+        return _settings_page(request, tab, values, {}, warnings=_tab_warnings(tab, settings))
 
     return show
 
@@ -215,14 +239,14 @@ def _save_tab(tab: Tab) -> Any:
             updated = model.apply_patch(current, patch_from_form(tab, form))
         except model.SettingsError as error:
             if wants_json:
-                body = {"code": "validation", "field": error.field, "message": error.message}
-                return JSONResponse({"error": body}, status_code=422)
+                every = [
+                    {"field": field, "label": label_of(field), "message": in_ui_words(text)}
+                    for field, text in error.problems
+                ]
+                body = {"code": "validation", "field": error.field, "message": every[0]["message"]}
+                return JSONResponse({"error": body | {"errors": every}}, status_code=422)
             values = submitted_values(tab, form, current.public())
-            if error.field in {f.path for f in tab.fields}:
-                errors = {error.field: error.message}
-            else:
-                errors = {"_form": f"{error.field}: {error.message}"}
-            return _settings_page(request, tab, values, errors, status_code=422)
+            return _settings_page(request, tab, values, _at_fields(tab, error), status_code=422)
         await run_in_threadpool(store.save, updated)
         if tab is CAMERA:
             # The capture follows the settings on its own within seconds; the installer who

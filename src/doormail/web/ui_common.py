@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +106,10 @@ async def read_form_with_files(request: Request) -> tuple[dict[str, str], dict[s
     return fields, files
 
 
-def flash(request: Request, text: str, kind: str = "notice") -> None:
-    """A notice ("notice" or "alert") for the next page of this session, after a redirect."""
-    request.session["flash"] = {"text": text, "kind": kind}
+def flash(request: Request, text: str, kind: str = "notice", warnings: Sequence[str] = ()) -> None:
+    """A notice ("notice" or "alert") for the next page of this session, after a redirect,
+    with the warnings about what was just done (listed under it)."""
+    request.session["flash"] = {"text": text, "kind": kind, "warnings": list(warnings)}
 
 
 def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:

@@ -12,7 +12,15 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from doormail.users.csv import CsvError
-from doormail.users.model import LIST_FIELDS, DuplicateUser, User, UserError, parse_user
+from doormail.users.model import (
+    CARD_FORMAT,
+    LIST_FIELDS,
+    NUMBER_FORMAT,
+    DuplicateUser,
+    User,
+    UserError,
+    parse_user,
+)
 from doormail.web.state import service_of
 from doormail.web.ui_common import (
     flash,
@@ -32,8 +40,12 @@ USER_FIELDS = (
     ("id", "ID", "Letters, digits and . _ : @ + - ; made up when left empty."),
     ("name", "Name", "The user's name, for $User$."),
     ("email", "E-Mail", "Where this user's mail goes; several addresses separated by commas."),
-    ("numbers", "Numbers", "Phone numbers or extensions that call this user, separated by ;"),
-    ("cards", "Cards", "RFID card IDs (hexadecimal), separated by ;"),
+    (
+        "numbers",
+        "Numbers",
+        f"Phone numbers or extensions that call this user ({NUMBER_FORMAT}), separated by ;",
+    ),
+    ("cards", "Cards", f"RFID card IDs ({CARD_FORMAT}), separated by ;"),
     ("bluetooth", "Bluetooth IDs", "Bluetooth authentication IDs, separated by ;"),
     ("fingerprints", "Fingerprint IDs", "Fingerprint IDs, separated by ;"),
 )
@@ -67,6 +79,7 @@ def _list_page(
         "user_url": _user_url,
         "import_problems": [],
         "import_error": None,
+        "import_csv": "",
         "missing": None,
         **context,
     }
@@ -137,8 +150,18 @@ async def create_user(request: Request) -> Response:
         await run_in_threadpool(service_of(request).users.create, user)
     except (UserError, DuplicateUser) as error:
         return _user_page(request, form, None, {_error_key(error.field): error.message}, 422)
-    flash(request, f"User {user.id} added.")
+    await _flash_saved(request, user, "added")
     return RedirectResponse("/users", status_code=303)
+
+
+def _named(user: User) -> str:
+    """How a confirmation names a user: by name, with the id beside it."""
+    return f"{user.name} ({user.id})" if user.name else user.id
+
+
+async def _flash_saved(request: Request, user: User, done: str) -> None:
+    shared = await run_in_threadpool(service_of(request).users.shared_numbers, [user])
+    flash(request, f"User {_named(user)} {done}.", warnings=shared)
 
 
 @router.post("/users/import")
@@ -146,26 +169,28 @@ async def import_users(request: Request) -> Response:
     fields, files = await read_form_with_files(request)
     data = files.get("file") or fields.get("csv", "").encode()
     replace_all = fields.get("replace") == "on"
+    users = service_of(request).users
     problem: str | None = None
     problems: list[Any] = []
-    count = 0
+    imported: list[User] = []
+    text = ""
     if not data.strip():
         problem = "choose a CSV file or paste the CSV text"
     else:
         try:
             text = data.decode("utf-8-sig")
-            count = await run_in_threadpool(
-                service_of(request).users.import_csv, text, replace_all=replace_all
-            )
+            imported = await run_in_threadpool(users.import_csv, text, replace_all=replace_all)
         except UnicodeDecodeError:
             problem = "the CSV must be UTF-8 text"
         except CsvError as error:
             problem = f"{len(error.problems)} bad line(s); nothing was imported."
             problems = error.problems
     if problem is not None:
-        context = {"import_error": problem, "import_problems": problems}
+        # The refused CSV stays in the text box, to be corrected there.
+        context = {"import_error": problem, "import_problems": problems, "import_csv": text}
         return _list_page(request, "", None, context, status_code=422)
-    flash(request, f"{count} user(s) imported.")
+    shared = await run_in_threadpool(users.shared_numbers, imported)
+    flash(request, f"{len(imported)} user(s) imported.", warnings=shared)
     return RedirectResponse("/users", status_code=303)
 
 
@@ -188,13 +213,15 @@ async def save_user(request: Request, user_id: str) -> Response:
         return _user_page(request, values, user_id, {_error_key(error.field): error.message}, 422)
     if not await run_in_threadpool(service_of(request).users.replace, user):
         return _list_page(request, "", None, {"missing": user_id}, 404)
-    flash(request, f"User {user.id} saved.")
+    await _flash_saved(request, user, "saved")
     return RedirectResponse("/users", status_code=303)
 
 
 @router.post("/users/{user_id}/delete")
 async def delete_user(request: Request, user_id: str) -> Response:
     await read_form(request)
-    await run_in_threadpool(service_of(request).users.delete, user_id)
-    flash(request, f"User {user_id} deleted.")
+    users = service_of(request).users
+    user = await run_in_threadpool(users.by_id, user_id)
+    await run_in_threadpool(users.delete, user_id)
+    flash(request, f"User {_named(user) if user else user_id} deleted.")
     return RedirectResponse("/users", status_code=303)

@@ -41,12 +41,14 @@
     form.querySelectorAll('[aria-invalid="true"]').forEach((el) => el.removeAttribute("aria-invalid"));
   }
 
-  function showError(form, field, message) {
+  function showError(form, field, message, focus = true, label = null) {
     let target = field ? form.querySelector(`[data-error-for="${CSS.escape(field)}"]`) : null;
     let text = message;
     if (!target) {
       target = form.querySelector('[data-error-for="_form"]');
-      text = field ? `${field}: ${message}` : message;
+      text = field ? `${label || field}: ${message}` : message;
+      // Several problems of fields elsewhere are listed together.
+      if (!target.hidden && target.textContent) text = `${target.textContent}; ${text}`;
     }
     target.textContent = text;
     target.hidden = false;
@@ -58,11 +60,18 @@
         control.setAttribute("aria-invalid", "true");
         const details = control.closest("details");
         if (details) details.open = true;
-        control.focus();
+        if (focus) control.focus();
       }
-    } else {
+    } else if (focus) {
       target.focus?.();
     }
+  }
+
+  // Every bad field of a refused request (the API's `errors`), the first one focused.
+  function showErrors(form, error) {
+    const every = error.errors && error.errors.length ? error.errors : [error];
+    every.forEach((problem, index) =>
+      showError(form, problem.field, problem.message, index === 0, problem.label));
   }
 
   // -- preview and placeholders ----------------------------------------------------------------
@@ -136,6 +145,7 @@
     const panel = form.querySelector("#test-status");
     const state = panel.querySelector("[data-test-state]");
     const log = panel.querySelector("[data-test-log]");
+    const warningList = panel.querySelector("[data-test-warnings]");
     const address = form.querySelector("#f-test-to");
     const remembered = sessionStorage.getItem("doormail.test_to");
     if (remembered && !address.value) address.value = remembered;
@@ -144,6 +154,19 @@
       state.textContent = value;
       state.dataset.testState = value;
       panel.dataset.state = value;
+    }
+
+    // Beside the result: settings that will keep event mail from going out.
+    function showWarnings(warnings) {
+      warningList.replaceChildren(
+        ...warnings.map((warning) => {
+          const item = document.createElement("li");
+          item.textContent = warning.message;
+          item.dataset.warningFor = warning.field;
+          return item;
+        }),
+      );
+      warningList.hidden = warnings.length === 0;
     }
 
     function addLine(entry) {
@@ -164,12 +187,14 @@
       let seen = 0;
       let finished = false;
       const path = `/api/smtp/test/${encodeURIComponent(id)}`;
-      const stream = new EventSource(`${path}/events`);
+      // The UI's labels in the hints ("CA Certificate"), not the settings' keys.
+      const stream = new EventSource(`${path}/events?labels=ui`);
 
-      function finish(value) {
+      function finish(value, warnings) {
         finished = true;
         stream.close();
         setState(value);
+        showWarnings(warnings || []);
         button.disabled = false;
       }
 
@@ -179,17 +204,18 @@
         addLine(JSON.parse(event.data));
       });
       stream.addEventListener("end", (event) => {
-        if (!finished) finish(JSON.parse(event.data).state || "failed");
+        const end = JSON.parse(event.data);
+        if (!finished) finish(end.state || "failed", end.warnings);
       });
       stream.onerror = async () => {
         if (finished) return;
         stream.close();
         try {
-          const response = await api(path);
+          const response = await api(`${path}?labels=ui`);
           const run = await response.json();
           (run.log || []).slice(seen).forEach(addLine);
           seen = Math.max(seen, (run.log || []).length);
-          if (run.state && run.state !== "running") finish(run.state);
+          if (run.state && run.state !== "running") finish(run.state, run.warnings);
           else setTimeout(() => { if (!finished) follow(id); }, 1000);
         } catch (error) {
           addLine({ stage: "error", message: `lost the connection to doormail: ${error}` });
@@ -202,6 +228,7 @@
       event.preventDefault();
       clearErrors(form);
       log.replaceChildren();
+      showWarnings([]);
       panel.hidden = false;
       setState("saving");
       button.disabled = true;
@@ -214,8 +241,7 @@
           credentials: "same-origin",
         });
         if (!saved.ok) {
-          const error = await errorOf(saved);
-          showError(form, error.field, error.message);
+          showErrors(form, await errorOf(saved));
           setState("not saved");
           button.disabled = false;
           return;
@@ -316,6 +342,7 @@
 
     async function showStatus() {
       let text = answers[image.dataset.camera] || "";
+      let failing = false;
       try {
         const response = await api("/api/camera/status");
         if (response.ok) {
@@ -326,10 +353,14 @@
               : "";
             text = `Camera ${camera.state}${last}; ${camera.frames} pictures buffered.`;
             if (camera.error) text += ` Last error: ${camera.error}`;
+            failing = camera.state === "failing";
           }
         }
       } catch (_) { /* the picture itself says enough */ }
       status.textContent = text;
+      // A camera that fails is an error to see, not grey help text.
+      status.className = failing ? "camera-failing" : "help";
+      status.setAttribute("role", failing ? "alert" : "status");
     }
 
     refresh.addEventListener("click", load);
@@ -428,7 +459,16 @@
     });
   }
 
+  // On a phone the tab bar is one row that scrolls: the current tab is brought into view.
+  function showCurrentTab() {
+    const current = document.querySelector('.tabs a[aria-current="page"]');
+    const row = current?.closest("ul");
+    if (!row || row.scrollWidth <= row.clientWidth) return;
+    row.scrollLeft = current.offsetLeft - (row.clientWidth - current.offsetWidth) / 2;
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    showCurrentTab();
     document.querySelectorAll(".message[data-preview-kind]").forEach(setupMessage);
     const form = document.getElementById("settings-form");
     if (form) setupApplyAndTest(form);
