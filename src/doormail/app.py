@@ -5,6 +5,8 @@ it uses. Nothing here decides or delivers; only the entry points (web, cli) read
 from __future__ import annotations
 
 import os
+import socket
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +20,17 @@ from doormail.applytest import SmtpTests
 from doormail.camera.service import CameraService
 from doormail.certificates import Certificates
 from doormail.delivery.worker import DeliveryWorker
+from doormail.devices.store import DeviceStore
+from doormail.events import Access, Event
 from doormail.metrics import Metrics
 from doormail.outbox import Admin, Queue
 from doormail.pipeline.commit import Committer
 from doormail.pipeline.intake import Intake
+from doormail.sources.cameras import DeviceCameras
+from doormail.sources.intercoms import Intercoms
 from doormail.store import datafolder, open_engine
 from doormail.store.engine import sqlite_url
+from doormail.store.leases import Leases, SourceStates
 from doormail.store.settings_store import SettingsStore
 from doormail.users.store import UserStore
 
@@ -66,6 +73,8 @@ class Service:
     worker: DeliveryWorker
     intake: Intake
     smtp_tests: SmtpTests
+    devices: DeviceStore
+    intercoms: Intercoms
     runners: tuple[Runner, ...]
 
 
@@ -89,6 +98,17 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
     metrics.watch_outbox(outbox.counts)
     worker = DeliveryWorker(queue, lambda: settings.load().smtp, certificates.tls_context)
     committer = Committer(engine, queue, observe_lock=metrics.commit_lock_seconds.observe)
+    devices = DeviceStore(engine)
+    leases = Leases(engine, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    submit = _Late()
+    intercoms = Intercoms(
+        devices=devices.all,
+        leases=leases,
+        states=SourceStates(engine),
+        submit=submit,
+        knows=lambda event: _knows(users, event),
+        metrics=metrics,
+    )
     intake = Intake(
         load_settings=settings.load,
         users=users.reader,
@@ -96,7 +116,10 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
         committer=committer,
         on_queued=worker.notify,
         on_event=lambda kind: metrics.events_received.labels(type=kind).inc(),
+        devices=devices.all,
+        camera_for=DeviceCameras(settings.load, intercoms),
     )
+    submit.to = intake.submit
     return Service(
         paths=paths,
         engine=engine,
@@ -111,5 +134,26 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
         worker=worker,
         intake=intake,
         smtp_tests=SmtpTests(settings.load, certificates.tls_context, camera),
-        runners=(worker.run, camera.run),
+        devices=devices,
+        intercoms=intercoms,
+        runners=(worker.run, camera.run, intercoms.run),
     )
+
+
+class _Late:
+    """The intake's submit, for the sources built before the intake (it uses their cameras)."""
+
+    to: Callable[[Event], Coroutine[Any, Any, object]] | None = None
+
+    async def __call__(self, event: Event) -> object:
+        assert self.to is not None
+        return await self.to(event)
+
+
+def _knows(users: UserStore, event: Event) -> bool:
+    """Whether the users list knows the identifier of an access (else the intercom names it)."""
+    if not isinstance(event, Access):
+        return True
+    finders = {"card": "by_card", "bluetooth": "by_bluetooth", "fingerprint": "by_fingerprint"}
+    with users.reader() as lookup:
+        return getattr(lookup, finders[event.auth_type])(event.auth_id) is not None

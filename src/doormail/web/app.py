@@ -18,6 +18,7 @@ from doormail.web import (
     api_camera,
     api_certificates,
     api_config,
+    api_devices,
     api_events,
     api_metrics,
     api_outbox,
@@ -47,6 +48,7 @@ PROTECTED_ROUTERS: list[APIRouter] = [
     api_camera.router,
     api_actions.router,
     api_tokens.router,
+    api_devices.router,
 ]
 
 

@@ -15,6 +15,7 @@ from doormail.accounts import TokenInfo
 from doormail.applytest import LogLine
 from doormail.camera.service import CameraStatus
 from doormail.certificates import CertificateInfo
+from doormail.devices.model import DeviceModel
 from doormail.events import MAX_EVENTS, Event
 from doormail.outbox import OutboxItem
 from doormail.users.model import User
@@ -246,6 +247,7 @@ def component_schemas() -> dict[str, Schema]:
     shapes += [(name, _json_schema(shape, "serialization")) for name, shape in _DERIVED.items()]
     shapes += [
         ("UserIn", _json_schema(User, "validation")),
+        ("DeviceIn", _json_schema(DeviceModel, "validation")),
         ("Configuration", config_document()),
         ("ConfigurationChange", config_change()),
         ("Events", _events_request()),
