@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from doormail.devices.model import DeviceError, DeviceModel, merged, parse_device
 from doormail.devices.store import DeviceStore, DuplicateDevice
+from doormail.sources import intercom2n_check
 from doormail.web.bodies import json_body
 from doormail.web.errors import ApiError
 from doormail.web.schemas import body_of, refusal
@@ -113,3 +114,31 @@ def delete_device(request: Request, device_id: str) -> Response:
     if not _devices(request).delete(device_id):
         raise ApiError(404, "not_found", f"no device with id {device_id!r}", "id")
     return Response(status_code=204)
+
+
+@router.get(
+    "/{device_id}/status",
+    response_model=None,
+    responses={200: {"description": "the device's event source"}, 404: _NO_DEVICE},
+)
+def device_status(request: Request, device_id: str) -> dict[str, Any]:
+    device = _existing(request, device_id)
+    return service_of(request).intercoms.status(device).public()
+
+
+@router.post(
+    "/{device_id}/test",
+    response_model=None,
+    responses={200: {"description": "each stage of the test, with a hint"}, 404: _NO_DEVICE},
+)
+async def test_device(request: Request, device_id: str) -> dict[str, Any]:
+    device = _existing(request, device_id)
+    if device.source is None:
+        stage = {
+            "stage": "source",
+            "ok": False,
+            "message": "the device has no event source",
+            "hint": 'Give it a source: {"kind": "2n", "url", "username", "password"}.',
+        }
+        return {"ok": False, "stages": [stage]}
+    return await intercom2n_check.check(device.source)
