@@ -28,6 +28,7 @@ from doormail.pipeline.commit import Committer
 from doormail.pipeline.intake import Intake
 from doormail.sources.cameras import DeviceCameras
 from doormail.sources.intercoms import Intercoms
+from doormail.sources.mqtt import MqttSource
 from doormail.store import datafolder, open_engine
 from doormail.store.engine import sqlite_url
 from doormail.store.leases import Leases, SourceStates
@@ -75,6 +76,7 @@ class Service:
     smtp_tests: SmtpTests
     devices: DeviceStore
     intercoms: Intercoms
+    mqtt: MqttSource
     runners: tuple[Runner, ...]
 
 
@@ -120,6 +122,7 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
         camera_for=DeviceCameras(settings.load, intercoms),
     )
     submit.to = intake.submit
+    mqtt = MqttSource(load_settings=settings.load, submit=submit, leases=leases, metrics=metrics)
     return Service(
         paths=paths,
         engine=engine,
@@ -136,7 +139,8 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
         smtp_tests=SmtpTests(settings.load, certificates.tls_context, camera),
         devices=devices,
         intercoms=intercoms,
-        runners=(worker.run, camera.run, intercoms.run),
+        mqtt=mqtt,
+        runners=(worker.run, camera.run, intercoms.run, mqtt.run),
     )
 
 

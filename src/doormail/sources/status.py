@@ -38,11 +38,13 @@ class SourceStatus:
         self.last_error = {"stage": stage, "message": message, "hint": hint}
         self.moved("failing")
 
-    def received(self, event_type: str) -> None:
+    def received(self, event_type: str, device: str | None = None) -> None:
+        """One event taken; counted under `device` (an MQTT message's), else the source's."""
         self.last_event_at = time.time()
         self.events_received += 1
         if self.metrics is not None:
-            self.metrics.source_events.labels(device=self.name, event=event_type).inc()
+            labels = {"device": device or self.name, "event": event_type}
+            self.metrics.source_events.labels(**labels).inc()
 
     def public(self) -> dict[str, Any]:
         return {

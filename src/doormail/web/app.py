@@ -23,6 +23,7 @@ from doormail.web import (
     api_metrics,
     api_outbox,
     api_smtp_test,
+    api_sources,
     api_templates,
     api_tokens,
     api_users,
@@ -49,6 +50,7 @@ PROTECTED_ROUTERS: list[APIRouter] = [
     api_actions.router,
     api_tokens.router,
     api_devices.router,
+    api_sources.router,
 ]
 
 
