@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from doormail import settings as model
 from doormail.accounts import ADMIN
 from doormail.app import Service
-from doormail.web import ui_certificates, ui_outbox, ui_users
+from doormail.web import ui_certificates, ui_devices, ui_outbox, ui_users
 from doormail.web.security import (
     PasswordGate,
     SessionEpochs,
@@ -69,7 +69,13 @@ def install(app: FastAPI, service: Service) -> None:
     )
     # Open without a session: the login page needs its stylesheet. Nothing here is secret.
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for pages in (router, ui_certificates.router, ui_users.router, ui_outbox.router):
+    for pages in (
+        router,
+        ui_certificates.router,
+        ui_users.router,
+        ui_outbox.router,
+        ui_devices.router,
+    ):
         app.include_router(pages, include_in_schema=False)
 
     @app.exception_handler(LoginRequired)

@@ -32,6 +32,7 @@ NAVIGATION = (
     ("/users", "Users"),
     ("/outbox", "Outbox"),
     _settings_tab("device"),
+    ("/devices", "Devices"),
 )
 
 templates = Jinja2Templates(
