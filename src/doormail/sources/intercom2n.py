@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -25,7 +26,11 @@ from doormail.sources.status import SourceStatus
 
 log = logging.getLogger("doormail.sources.2n")
 
-PULL_SECONDS = 25  # a long poll's `timeout`; the channel lives DURATION without a pull
+# A long poll's `timeout`, spread over PULL_SECONDS ± PULL_SPREAD so that hundreds of idle
+# intercoms followed together do not all come back at the same moment; the channel lives
+# DURATION without a pull.
+PULL_SECONDS = 25
+PULL_SPREAD = 5
 DURATION = 90
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
@@ -67,7 +72,7 @@ class Follower:
         self._offset = 0.0  # the intercom's clock minus ours
 
     async def run(self) -> None:
-        client = client_for(self.source, timeout=PULL_SECONDS + 10)
+        client = client_for(self.source, timeout=PULL_SECONDS + PULL_SPREAD + 10)
         self.camera.client = client
         delay, restarted = BACKOFF_FIRST, False
         try:
@@ -124,7 +129,7 @@ class Follower:
             await self._unsubscribe(client, channel)
 
     async def _pull(self, client: httpx.AsyncClient, mapper: LogMapper, channel: object) -> None:
-        wait = PULL_SECONDS
+        wait = PULL_SECONDS + random.randint(-PULL_SPREAD, PULL_SPREAD)
         if mapper.state.held:
             # a held credential waits for its name USER_WAIT_SECONDS of the intercom's time
             first = min(held.utc_time for held in mapper.state.held)

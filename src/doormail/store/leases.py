@@ -37,24 +37,30 @@ class Leases:
         return source in self.take_all([source], now)
 
     def take_all(self, sources: Iterable[str], now: float | None = None) -> set[str]:
-        """Take or renew the leases of `sources` in one transaction; those this holder has."""
+        """Take or renew the leases of `sources` in one short transaction (a few statements
+        however many sources: a process may follow hundreds); those this holder has."""
         now = time.time() if now is None else now
-        with self._engine.begin() as connection:
-            return {s for s in sources if self._take(connection, s, now)}
-
-    def _take(self, connection: Connection, source: str, now: float) -> bool:
+        wanted = list(sources)
+        if not wanted:
+            return set()
         until = now + self.seconds
-        taken = connection.execute(
-            update(_leases)
-            .where(_leases.c.source == source)
-            .where((_leases.c.holder == self.holder) | (_leases.c.expires_at < now))
-            .values(holder=self.holder, expires_at=until)
-        ).rowcount
-        if taken:
-            return True
-        held = connection.execute(select(_leases.c.holder).where(_leases.c.source == source))
-        if held.first() is not None:
-            return False
+        mine = (_leases.c.holder == self.holder) | (_leases.c.expires_at < now)
+        in_wanted = _leases.c.source.in_(wanted)
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(_leases)
+                .where(in_wanted)
+                .where(mine)
+                .values(holder=self.holder, expires_at=until)
+            )
+            rows = connection.execute(select(_leases.c.source, _leases.c.holder).where(in_wanted))
+            holders = {row.source: row.holder for row in rows}
+            for source in wanted:
+                if source not in holders and self._insert(connection, source, until):
+                    holders[source] = self.holder
+        return {source for source, holder in holders.items() if holder == self.holder}
+
+    def _insert(self, connection: Connection, source: str, until: float) -> bool:
         try:
             with connection.begin_nested():
                 connection.execute(
