@@ -7,6 +7,8 @@ list does not know; one process at a time follows a device (leases)."""
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -20,6 +22,7 @@ from doormail.sources.intercoms import Intercoms
 from doormail.store import tables
 from doormail.store.leases import Leases, SourceStates
 from doormail.users.model import User
+from tests.camera.pattern import moment_of
 from tests.intercom2n.emulator import Intercom
 
 USER, PASSWORD = "api", "api-password"
@@ -221,3 +224,37 @@ async def test_one_process_follows_a_device_and_another_takes_over_when_it_dies(
     await until(lambda: len(taken(service)) == 1)
     await second.stop()
     await first.stop()
+
+
+async def test_an_access_mail_carries_the_intercoms_picture_of_the_cards_moment(
+    service: Service, intercom: Intercom
+) -> None:
+    with_device(service, intercom)
+    service.settings.save(
+        apply_patch(
+            service.settings.load(),
+            {
+                "smtp": {"enabled": True, "server": "127.0.0.1", "from": "door@example.org"},
+                "email_on_access": {
+                    "send": "all",
+                    "default_to": "desk@example.com",
+                    "snapshots": {"attach": True, "count": 1, "resolution": "640x480"},
+                },
+            },
+        )
+    )
+    task = await following(service, follower(service))
+    intercom.advance(3)
+    card_at = intercom.clock.now()
+    intercom.card("12345678", valid=False)
+    await until(lambda: len(service.outbox.page(limit=10).items) == 1)
+    await stopped(task)
+    with service.engine.connect() as connection:
+        data = connection.execute(select(tables.outbox_messages.c.message)).scalar_one()
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    images = [
+        part.get_content() for part in message.walk() if part.get_content_type() == "image/jpeg"
+    ]
+    assert len(images) == 1
+    shown = moment_of(images[0], card_at)
+    assert shown is not None and abs(shown - card_at) <= 1.0

@@ -17,7 +17,7 @@ import httpx
 
 from doormail.camera import Pictures, spread
 from doormail.devices.model import Intercom2N
-from doormail.sources.intercom2n_api import IntercomError, client_for, picture
+from doormail.sources.intercom2n_api import IntercomError, call, client_for, picture
 
 log = logging.getLogger("doormail.sources.2n")
 
@@ -25,8 +25,8 @@ HISTORY = 30  # seconds of pictures the intercom keeps (`time` within <-30, 0>)
 RING_KEEP_AFTER = 20.0
 RING_EVERY = 5.0
 RING_MAX = 600.0
-# The snapshot resolutions a 2N intercom offers (HTTP API manual, api camera caps).
-SIZES = ((160, 120), (176, 144), (320, 240), (352, 272), (352, 288), (640, 480), (1280, 960))
+# Asked when the intercom's own list (`/api/camera/caps` jpegResolution) cannot be had.
+FALLBACK_SIZE = (640, 480)
 CAMERA_DID_NOT_ANSWER = "The camera did not answer."
 
 
@@ -39,6 +39,7 @@ class IntercomCamera:
         self.client: httpx.AsyncClient | None = None
         self.offset = 0.0
         self._kept: list[tuple[float, bytes]] = []
+        self._sizes: list[tuple[int, int]] | None = None
         self._ringing: asyncio.Task[None] | None = None
 
     def ringing(self, at: float) -> None:
@@ -57,7 +58,7 @@ class IntercomCamera:
         while self._now() < at + RING_MAX:
             moment = self._now()
             with contextlib.suppress(IntercomError):
-                jpeg = await self._fetch(0, 640, 480)
+                jpeg = await self._fetch(0, *FALLBACK_SIZE)
                 self._kept.append((moment, jpeg))
             await asyncio.sleep(RING_EVERY)
 
@@ -97,16 +98,39 @@ class IntercomCamera:
         return await asyncio.to_thread(_fit, self._kept[index][1], width, height)
 
     async def _fetch(self, back: int, width: int, height: int) -> bytes:
-        asked = (width, height) if (width, height) in SIZES else (640, 480)
-        params = {"width": asked[0], "height": asked[1], "time": back}
         if self.client is not None:
-            jpeg = await picture(self.client, params)
-        else:
-            async with client_for(self.source, timeout=10) as client:
-                jpeg = await picture(client, params)
+            return await self._fetch_with(self.client, back, width, height)
+        async with client_for(self.source, timeout=10) as client:
+            return await self._fetch_with(client, back, width, height)
+
+    async def _fetch_with(
+        self, client: httpx.AsyncClient, back: int, width: int, height: int
+    ) -> bytes:
+        asked = await self._size_for(client, width, height)
+        params = {"width": asked[0], "height": asked[1], "time": back}
+        jpeg = await picture(client, params)
         if asked != (width, height):
             jpeg = await asyncio.to_thread(_fit, jpeg, width, height)
         return jpeg
+
+    async def _size_for(
+        self, client: httpx.AsyncClient, width: int, height: int
+    ) -> tuple[int, int]:
+        """The size asked of the intercom: the one wanted when it offers it, else the smallest
+        it offers that covers it (or its largest), scaled afterwards."""
+        if self._sizes is None:
+            try:
+                caps = await call(client, "/api/camera/caps")
+                offered = caps.get("jpegResolution", [])
+                self._sizes = sorted(
+                    (int(size["width"]), int(size["height"])) for size in offered
+                ) or [FALLBACK_SIZE]
+            except (IntercomError, KeyError, TypeError, ValueError):
+                return FALLBACK_SIZE
+        if (width, height) in self._sizes:
+            return width, height
+        covering = [s for s in self._sizes if s[0] >= width and s[1] >= height]
+        return covering[0] if covering else self._sizes[-1]
 
     def _now(self) -> float:
         return time.time() + self.offset
