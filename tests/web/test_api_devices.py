@@ -102,3 +102,32 @@ def test_licensing_enforced_mails_only_for_gold_or_enhanced_integration(
     assert api.post("/api/email/send", json={"to": "a@example.com", "subject": "x"}).json() == {
         "success": True
     }
+
+
+def test_a_stored_password_is_not_sent_to_a_new_address(api: TestClient) -> None:
+    assert api.post("/api/devices", json=FRONT).status_code == 201
+    moved = {"source": {"url": "http://192.0.2.99"}}
+    reply = api.patch("/api/devices/front-door", json=moved)
+    assert reply.status_code == 422
+    assert reply.json()["error"]["field"] == "source.password"
+    moved["source"]["password"] = "new"
+    assert api.patch("/api/devices/front-door", json=moved).status_code == 200
+
+
+def test_an_event_of_a_device_is_dated_in_its_time_zone(
+    api: TestClient, configured: Service
+) -> None:
+    api.patch(
+        "/api/config",
+        json={
+            "email_on_event": {
+                "to": "desk@example.com",
+                "tamper": {"enabled": True, "subject": "$DeviceName$ $DateTime$"},
+            }
+        },
+    )
+    assert api.post("/api/devices", json=FRONT).status_code == 201
+    api.post("/api/events", json={**DEVICE_EVENT, "device": "front-door"})
+    api.post("/api/events", json={**DEVICE_EVENT, "id": "unnamed"})
+    subjects = sorted(item.subject for item in configured.outbox.page(limit=10).items)
+    assert subjects == ["Front door 2025-05-01 10:00:00", "Front door 2025-05-01 12:00:00"]

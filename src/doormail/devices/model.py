@@ -128,15 +128,21 @@ def parse_device(data: object, earlier: DeviceModel | None = None) -> DeviceMode
 
 
 def _keep_secrets(data: dict[str, Any], earlier: DeviceModel | None) -> dict[str, Any]:
-    if earlier is None:
-        return data
-    stored = earlier.document()
+    """A secret left out keeps the stored one, but only while it still goes where it went: a
+    stored password is not sent to a new address without being given again (SPEC 2)."""
+    stored = {} if earlier is None else earlier.document()
     for section, key in SECRETS:
         part, old = data.get(section), stored.get(section)
-        if isinstance(part, dict) and isinstance(old, dict) and key not in part:
-            data[section] = {**part, key: old.get(key, "")}
-        if isinstance(part, dict):
-            data[section].pop(f"{key}_set", None)
+        if not isinstance(part, dict):
+            continue
+        data[section] = part = {k: v for k, v in part.items() if k != f"{key}_set"}
+        if key in part or not isinstance(old, dict) or not old.get(key):
+            continue
+        if part.get("url", old.get("url")) != old.get("url"):
+            raise DeviceError(
+                f"{section}.{key}", f"give the password again for the new {section}.url"
+            )
+        part[key] = old[key]
     return data
 
 
@@ -145,6 +151,9 @@ def merged(earlier: DeviceModel, patch: object) -> dict[str, Any]:
     if not isinstance(patch, dict):
         raise DeviceError("device", "must be a JSON object")
     document = earlier.document()
+    for section, key in SECRETS:  # given again or kept by parse_device, never carried over
+        if isinstance(document.get(section), dict):
+            document[section].pop(key, None)
     for key, value in patch.items():
         if isinstance(value, dict) and isinstance(document.get(key), dict):
             document[key] = {**document[key], **value}
