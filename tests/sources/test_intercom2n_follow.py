@@ -258,3 +258,17 @@ async def test_an_access_mail_carries_the_intercoms_picture_of_the_cards_moment(
     assert len(images) == 1
     shown = moment_of(images[0], card_at)
     assert shown is not None and abs(shown - card_at) <= 1.0
+
+
+async def test_a_deleted_device_is_left_and_its_lease_given_back(
+    service: Service, intercom: Intercom
+) -> None:
+    with_device(service, intercom)
+    intercoms = follower(service)
+    task = await following(service, intercoms)
+    leases = Leases(service.engine, "me")
+    assert leases.holder_of("2n:door-1") == "me"
+    service.devices.delete("door-1")
+    await until(lambda: leases.holder_of("2n:door-1") is None)
+    await until(lambda: not intercom.log.channels)  # it unsubscribed
+    await stopped(task)

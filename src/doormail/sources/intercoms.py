@@ -92,6 +92,9 @@ class Intercoms:
             followed = self._followed[device_id]
             if wanted.get(device_id) != followed.source or followed.task.done():
                 await self._stop(device_id)
+                if device_id not in wanted:  # deleted, or no longer a 2N intercom
+                    await asyncio.to_thread(self._leases.release, lease_name(device_id))
+                    self._statuses.pop(device_id, None)
         try:
             held = await asyncio.to_thread(self._leases.take_all, [lease_name(i) for i in wanted])
         except Exception:
