@@ -72,6 +72,10 @@ def test_device_status_test_and_metrics_over_the_api(api: TestClient) -> None:
         }
         assert api.post("/api/devices", json=body).status_code == 201
         assert api.post("/api/devices/door-1/test").json()["ok"] is True
+        unsaved = {"source": {"password": "not-saved"}}
+        tested = api.post("/api/devices/door-1/test", json=unsaved).json()
+        assert stages(tested)["authentication"] is False
+        assert api.get("/api/devices/door-1").json()["source"]["password_set"] is True
         service = api.app.state.service  # type: ignore[attr-defined]
         done = threading.Event()
 

@@ -13,12 +13,12 @@ from doormail.devices.store import DeviceStore, DuplicateDevice
 from doormail.sources import intercom2n_check
 from doormail.web.bodies import json_body
 from doormail.web.errors import ApiError
-from doormail.web.schemas import body_of, refusal
+from doormail.web.schemas import body_of, json_reply, refusal
 from doormail.web.state import service_of
 
 router = APIRouter(prefix="/api/devices", tags=["devices"])
 
-_DEVICE = {"description": "the device, secrets shown as `<name>_set`"}
+_DEVICE = json_reply("DeviceReply", "the device, secrets shown as `<name>_set`")
 _NO_DEVICE = refusal("no device has this id")
 _BAD_DEVICE = refusal("a bad value, naming the field")
 
@@ -41,7 +41,7 @@ def _existing(request: Request, device_id: str) -> DeviceModel:
     return device
 
 
-@router.get("", response_model=None, responses={200: {"description": "every device"}})
+@router.get("", response_model=None, responses={200: json_reply("Devices", "every device")})
 def list_devices(request: Request) -> list[dict[str, Any]]:
     return [device.public() for device in _devices(request).all().values()]
 
@@ -119,7 +119,7 @@ def delete_device(request: Request, device_id: str) -> Response:
 @router.get(
     "/{device_id}/status",
     response_model=None,
-    responses={200: {"description": "the device's event source"}, 404: _NO_DEVICE},
+    responses={200: json_reply("SourceStatusReply", "its event source"), 404: _NO_DEVICE},
 )
 def device_status(request: Request, device_id: str) -> dict[str, Any]:
     device = _existing(request, device_id)
@@ -129,10 +129,24 @@ def device_status(request: Request, device_id: str) -> dict[str, Any]:
 @router.post(
     "/{device_id}/test",
     response_model=None,
-    responses={200: {"description": "each stage of the test, with a hint"}, 404: _NO_DEVICE},
+    openapi_extra=body_of(
+        media={"application/json": {"schema": {"type": "object"}}}, required=False
+    ),
+    responses={
+        200: json_reply("DeviceTestReply", "each stage of the test, with a hint"),
+        404: _NO_DEVICE,
+        422: _BAD_DEVICE,
+    },
 )
 async def test_device(request: Request, device_id: str) -> dict[str, Any]:
+    """Test the device's source as stored, or with the changes of an optional body (as a
+    PATCH would make them, not saved): the way Apply & Test tests unsaved SMTP settings."""
     device = _existing(request, device_id)
+    if await request.body():
+        try:
+            device = parse_device(merged(device, await json_body(request)), device)
+        except DeviceError as error:
+            raise ApiError(422, "validation", error.message, error.field) from None
     if device.source is None:
         stage = {
             "stage": "source",
