@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import socket
+import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import aiomqtt
 import pytest
@@ -22,7 +26,7 @@ from doormail.settings import apply_patch
 from doormail.sources.mqtt import BadMessage, MqttSource, device_of, event_of
 from doormail.store import tables
 from doormail.store.leases import Leases
-from tests.conftest import require_service
+from tests.conftest import free_port, require_service
 
 BROKER = ("127.0.0.1", 1883)
 
@@ -164,3 +168,48 @@ def test_mqtt_status_over_the_api_is_off_when_disabled(api: TestClient) -> None:
     status = api.get("/api/sources/mqtt/status").json()
     assert status["source"] == "mqtt" and status["state"] == "off"
     assert status["events_received"] == 0 and status["last_error"] is None
+
+
+@contextmanager
+def own_broker(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A Mosquitto of this test's own on `port` (the shared one is never stopped)."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not os.access(binary, os.X_OK):
+        require_service("the mosquitto program")
+    process = subprocess.Popen(
+        [binary, "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "mosquitto did not start"
+                time.sleep(0.05)
+        yield process
+    finally:
+        process.terminate()
+        process.wait(5)
+
+
+async def test_the_subscription_comes_back_after_the_broker_restarts(service: Service) -> None:
+    port = free_port()
+    enable(service, "restarts")
+    service.settings.save(
+        apply_patch(
+            service.settings.load(), {"sources": {"mqtt": {"url": f"mqtt://127.0.0.1:{port}"}}}
+        )
+    )
+    mqtt = source(service)
+    with own_broker(port):
+        task = await started(mqtt)
+    await until(lambda: mqtt.status.state == "failing")
+    assert mqtt.status.last_error is not None
+    with own_broker(port):
+        await until(lambda: mqtt.status.state == "connected", seconds=20)
+        async with aiomqtt.Client("127.0.0.1", port, identifier="pub-restarts") as client:
+            await client.publish("restarts/door-9/events", '{"type": "tamper.activated"}', qos=1)
+        await until(lambda: len(taken(service)) == 1)
+        await stopped(task)
