@@ -18,7 +18,7 @@ from doormail.store import open_engine
 from doormail.store.engine import current_revision, head_revision, sqlite_url
 
 # What only a first start, a certificate upload, a camera or an OAuth2 login needs.
-NOT_NEEDED_WHEN_IDLE = ("alembic", "cryptography", "PIL", "av", "httpx")
+NOT_NEEDED_WHEN_IDLE = ("alembic", "cryptography", "PIL", "av", "httpx", "aiomqtt", "paho")
 
 
 def test_first_start_in_a_child_migrates_the_database_and_makes_the_certificate(

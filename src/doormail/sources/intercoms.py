@@ -11,15 +11,17 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from doormail.camera import SnapshotSource
 from doormail.devices.model import DeviceModel, Intercom2N
 from doormail.events import Event
 from doormail.metrics import Metrics
-from doormail.sources.intercom2n import Follower
-from doormail.sources.intercom2n_camera import IntercomCamera
 from doormail.sources.status import SourceStatus
 from doormail.store.leases import RENEW_EVERY, Leases, SourceStates
+
+if TYPE_CHECKING:  # httpx is loaded with the first intercom, not by an idle service
+    from doormail.sources.intercom2n_camera import IntercomCamera
 
 log = logging.getLogger("doormail.sources.2n")
 
@@ -71,6 +73,8 @@ class Intercoms:
         """The intercom's camera for a 2N device, the same one its follower feeds."""
         if device.source is None:
             return None
+        from doormail.sources.intercom2n_camera import IntercomCamera
+
         camera = self._cameras.get(device.id)
         if camera is None or camera.source != device.source:
             camera = self._cameras[device.id] = IntercomCamera(device.source)
@@ -108,6 +112,9 @@ class Intercoms:
                 await self._stop(device_id)
 
     def _start(self, device: DeviceModel, source: Intercom2N) -> None:
+        from doormail.sources.intercom2n import Follower
+        from doormail.sources.intercom2n_camera import IntercomCamera
+
         status = self._statuses[device.id] = SourceStatus(device.id, "2n", self._metrics)
         camera = self.camera_for(device)
         assert isinstance(camera, IntercomCamera)

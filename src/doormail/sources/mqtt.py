@@ -17,16 +17,17 @@ import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import aiomqtt
 
 from doormail.events import Event, EventError, parse_event
 from doormail.metrics import Metrics
 from doormail.settings import Mqtt, Settings
 from doormail.sources.status import SourceStatus
 from doormail.store.leases import RENEW_EVERY, Leases
+
+if TYPE_CHECKING:  # aiomqtt is loaded when MQTT is enabled, not by an idle service
+    import aiomqtt
 
 log = logging.getLogger("doormail.sources.mqtt")
 
@@ -40,6 +41,10 @@ HINT = "Check sources.mqtt.url, the broker's username and password, and that it 
 
 class BadMessage(ValueError):
     """A message that is not a valid event; the text says why."""
+
+
+class BrokerError(ConnectionError):
+    """The broker could not be reached, or the connection to it broke."""
 
 
 class Reconnect(Exception):
@@ -111,7 +116,7 @@ class MqttSource:
                 except Reconnect:
                     delay = BACKOFF_FIRST
                     continue
-                except aiomqtt.MqttError as error:
+                except BrokerError as error:
                     self.status.failed("connect", str(error), HINT)
                     log.warning("mqtt: %s; connecting again in %.1f s", error, delay)
                 except Exception as error:  # the subscription must outlive any surprise
@@ -126,6 +131,14 @@ class MqttSource:
                 await asyncio.to_thread(self._leases.release, LEASE)
 
     async def _follow(self, mqtt: Mqtt) -> None:
+        import aiomqtt
+
+        try:
+            await self._subscribed(mqtt)
+        except aiomqtt.MqttError as error:
+            raise BrokerError(str(error)) from None
+
+    async def _subscribed(self, mqtt: Mqtt) -> None:
         self.status.moved("connecting")
         client = _client(mqtt)
         # paho acknowledges a QoS 1 message as it arrives unless told not to, and a persistent
@@ -185,6 +198,8 @@ class MqttSource:
 
 
 def _client(mqtt: Mqtt) -> aiomqtt.Client:
+    import aiomqtt
+
     url = urlsplit(mqtt.url)
     secure = url.scheme == "mqtts"
     options: dict[str, Any] = {}

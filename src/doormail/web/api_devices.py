@@ -10,7 +10,6 @@ from starlette.concurrency import run_in_threadpool
 
 from doormail.devices.model import DeviceError, DeviceModel, merged, parse_device
 from doormail.devices.store import DeviceStore, DuplicateDevice
-from doormail.sources import intercom2n_check
 from doormail.web.bodies import json_body
 from doormail.web.errors import ApiError
 from doormail.web.schemas import body_of, json_reply, refusal
@@ -155,4 +154,6 @@ async def test_device(request: Request, device_id: str) -> dict[str, Any]:
             "hint": 'Give it a source: {"kind": "2n", "url", "username", "password"}.',
         }
         return {"ok": False, "stages": [stage]}
+    from doormail.sources import intercom2n_check  # httpx: loaded when first used
+
     return await intercom2n_check.check(device.source)

@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 
 from doormail.devices.model import DeviceError, parse_device
 from doormail.devices.store import DuplicateDevice
-from doormail.sources import intercom2n_check
 from doormail.web.state import service_of
 from doormail.web.ui_common import flash, page, read_form, require_user
 
@@ -93,6 +92,8 @@ async def test_device(request: Request, device_id: str) -> Response:
     if device is None or device.source is None:
         flash(request, f"Device {device_id} has no 2N intercom to test.", "alert")
         return RedirectResponse("/devices", status_code=303)
+    from doormail.sources import intercom2n_check  # httpx: loaded when first used
+
     result = await intercom2n_check.check(device.source)
     return _devices_page(request, tested={"id": device_id, **result})
 
