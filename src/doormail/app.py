@@ -111,6 +111,7 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
         knows=lambda event: _knows(users, event),
         metrics=metrics,
     )
+    cameras = DeviceCameras(settings.load, intercoms, devices.all)
     intake = Intake(
         load_settings=settings.load,
         users=users.reader,
@@ -119,7 +120,7 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
         on_queued=worker.notify,
         on_event=lambda kind: metrics.events_received.labels(type=kind).inc(),
         devices=devices.all,
-        camera_for=DeviceCameras(settings.load, intercoms),
+        camera_for=cameras,
     )
     submit.to = intake.submit
     mqtt = MqttSource(load_settings=settings.load, submit=submit, leases=leases, metrics=metrics)
@@ -140,7 +141,7 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
         devices=devices,
         intercoms=intercoms,
         mqtt=mqtt,
-        runners=(worker.run, camera.run, intercoms.run, mqtt.run),
+        runners=(worker.run, camera.run, intercoms.run, mqtt.run, cameras.run),
     )
 
 
