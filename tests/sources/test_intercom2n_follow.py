@@ -272,3 +272,21 @@ async def test_a_deleted_device_is_left_and_its_lease_given_back(
     await until(lambda: leases.holder_of("2n:door-1") is None)
     await until(lambda: not intercom.log.channels)  # it unsubscribed
     await stopped(task)
+
+
+async def test_an_unknown_channel_error_12_subscribes_again_taking_nothing_twice(
+    service: Service, intercom: Intercom
+) -> None:
+    with_device(service, intercom)
+    task = await following(service, follower(service))
+    intercom.tamper()
+    await until(lambda: len(taken(service)) == 1)
+    subscribed = intercom.requests["/api/log/subscribe"]
+    for channel_id in list(intercom.log.channels):
+        intercom.log.unsubscribe(channel_id)  # as if it expired: the next pull is error 12
+    intercom.tamper()
+    await until(lambda: len(taken(service)) == 2)
+    await asyncio.sleep(0.3)
+    await stopped(task)
+    assert intercom.requests["/api/log/subscribe"] > subscribed
+    assert [kind for _, kind in taken(service)] == ["tamper.activated"] * 2
