@@ -58,6 +58,13 @@ def enable(service: Service, prefix: str) -> None:
     )
 
 
+async def forget_session(prefix: str) -> None:
+    """Leave nothing in the shared broker: connecting with a clean session ends the one kept."""
+    identifier = f"doormail-test-{prefix}"
+    async with aiomqtt.Client(*BROKER, identifier=identifier, clean_session=True):
+        pass
+
+
 async def publish(topic: str, payload: bytes | str) -> None:
     async with aiomqtt.Client(*BROKER, identifier=f"pub-{uuid.uuid4().hex[:8]}") as client:
         await client.publish(topic, payload, qos=1)
@@ -130,6 +137,7 @@ async def test_events_published_while_doormail_is_stopped_arrive_when_it_is_back
     task = await started(again)
     await until(lambda: taken(service) == ["a", "b", "c"])
     await stopped(task)
+    await forget_session(prefix)
     subjects = [item.subject for item in service.outbox.page(limit=10).items]
     assert subjects == ["door-1: tamper switch activated"] * 3
 
@@ -150,6 +158,7 @@ async def test_garbage_is_counted_and_the_next_good_event_still_mails(
     assert 'doormail_source_events_total{device="door-1",event="tamper.activated"} 1.0' in metrics
     assert len(service.outbox.page(limit=10).items) == 1
     await stopped(task)
+    await forget_session(prefix)
 
 
 async def test_a_broker_that_is_not_there_is_failing_with_a_hint(service: Service) -> None:
