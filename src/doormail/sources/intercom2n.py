@@ -70,6 +70,7 @@ class Follower:
         self.status = status
         self.camera = camera
         self._offset = 0.0  # the intercom's clock minus ours
+        self._subscribed = False
 
     async def run(self) -> None:
         client = client_for(self.source, timeout=PULL_SECONDS + PULL_SPREAD + 10)
@@ -78,27 +79,31 @@ class Follower:
         try:
             while True:
                 self.status.moved("connecting")
-                try:
-                    await self._follow(client, restarted)
-                except ChannelLost:
-                    restarted = True  # include=all: its first events are new
+                self._subscribed = False
+                restarted = await self._attempt(client, restarted)
+                if self._subscribed:  # it worked for a while: start the back-off again
                     delay = BACKOFF_FIRST
-                    continue
-                except IntercomError as error:
-                    self.status.failed(error.stage, str(error), HINTS[error.stage])
-                    log.warning("2N %s: %s", self.device.id, error)
-                    restarted = False
-                except Exception as error:  # a source must outlive any one intercom's surprise
-                    log.exception("2N %s: following failed", self.device.id)
-                    self.status.failed("api", f"{type(error).__name__}: {error}", HINTS["api"])
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
-                if self.status.state == "connected":
-                    delay = BACKOFF_FIRST
         finally:
             self.status.moved("off")
             self.camera.client = None
             await client.aclose()
+
+    async def _attempt(self, client: httpx.AsyncClient, restarted: bool) -> bool:
+        """Subscribe and pull until something fails; whether the next subscription is to
+        take the intercom's whole log (`include=all`: it restarted, or lost the channel)."""
+        try:
+            await self._follow(client, restarted)
+        except ChannelLost:
+            return True
+        except IntercomError as error:
+            self.status.failed(error.stage, str(error), HINTS[error.stage])
+            log.warning("2N %s: %s", self.device.id, error)
+        except Exception as error:  # a source must outlive any one intercom's surprise
+            log.exception("2N %s: following failed", self.device.id)
+            self.status.failed("api", f"{type(error).__name__}: {error}", HINTS["api"])
+        return False
 
     async def _follow(self, client: httpx.AsyncClient, restarted: bool) -> None:
         info = await call(client, "/api/system/info")
@@ -121,6 +126,7 @@ class Follower:
             )
         ).get("id")
         self.status.moved("connected")
+        self._subscribed = True
         log.info("2N %s: subscribed (include=%s)", self.device.id, include)
         try:
             while True:

@@ -101,6 +101,7 @@ class MqttSource:
         self._metrics = metrics
         self.status = SourceStatus("mqtt", "mqtt", metrics)
         self.rejected = 0
+        self._was_subscribed = False
 
     async def run(self) -> None:
         delay = BACKOFF_FIRST
@@ -111,6 +112,7 @@ class MqttSource:
                     self.status.moved("off")
                     await asyncio.sleep(SETTINGS_POLL if mqtt.enabled is False else RENEW_EVERY)
                     continue
+                self._was_subscribed = False
                 try:
                     await self._follow(mqtt)
                 except Reconnect:
@@ -122,9 +124,10 @@ class MqttSource:
                 except Exception as error:  # the subscription must outlive any surprise
                     log.exception("mqtt: following failed")
                     self.status.failed("event", f"{type(error).__name__}: {error}", HINT)
-                connected = self.status.state == "connected"
-                await asyncio.sleep(BACKOFF_FIRST if connected else delay)
-                delay = BACKOFF_FIRST if connected else min(delay * 2, BACKOFF_MAX)
+                if self._was_subscribed:  # it worked for a while: start the back-off again
+                    delay = BACKOFF_FIRST
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX)
         finally:
             self.status.moved("off")
             with contextlib.suppress(Exception):
@@ -148,6 +151,7 @@ class MqttSource:
         async with client:
             await client.subscribe(mqtt.topic, qos=1)
             self.status.moved("connected")
+            self._was_subscribed = True
             log.info("mqtt: subscribed to %s as %s", mqtt.topic, client_id(mqtt))
             reader = asyncio.create_task(self._messages(mqtt, client))
             watch = asyncio.create_task(self._watch(mqtt))
