@@ -289,3 +289,26 @@ async def test_an_unknown_channel_error_12_subscribes_again_taking_nothing_twice
     await stopped(task)
     assert intercom.requests["/api/log/subscribe"] > subscribed
     assert [kind for _, kind in taken(service)] == ["tamper.activated"] * 2
+
+
+async def test_a_malformed_record_is_counted_and_the_next_event_still_taken(
+    service: Service, intercom: Intercom
+) -> None:
+    with_device(service, intercom)
+    intercoms = Intercoms(
+        devices=service.devices.all,
+        leases=Leases(service.engine, "me"),
+        states=SourceStates(service.engine),
+        submit=service.intake.submit,
+        knows=lambda event: False,
+        metrics=service.metrics,
+        every=0.1,
+    )
+    task = await following(service, intercoms)
+    intercom.append("CardEntered", {"valid": True})  # no uid: not an access anyone can name
+    intercom.tamper()
+    await until(lambda: len(taken(service)) == 1)
+    await stopped(task)
+    assert (
+        'doormail_source_rejected_total{source="door-1"} 1.0' in service.metrics.render().decode()
+    )

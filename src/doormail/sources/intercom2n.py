@@ -150,6 +150,7 @@ class Follower:
         records = result.get("events", [])
         fed = mapper.feed(records if isinstance(records, list) else [])
         for rejected in fed.rejected:
+            self.status.refused()
             log.warning(
                 "2N %s: log record %s %s left out: %s",
                 self.device.id,
@@ -168,6 +169,7 @@ class Follower:
                 if item.user_name is not None:
                     event = parse_event(item.named(self._knows(event)))
             except EventError as error:
+                self.status.refused()
                 log.warning("2N %s: record %s left out: %s", self.device.id, item.log_id, error)
                 continue
             if event.type == "call.ringing":

@@ -98,7 +98,6 @@ class MqttSource:
         self._load_settings = load_settings
         self._submit = submit
         self._leases = leases
-        self._metrics = metrics
         self.status = SourceStatus("mqtt", "mqtt", metrics)
         self.rejected = 0
         self._was_subscribed = False
@@ -181,8 +180,7 @@ class MqttSource:
             await self._submit(event)
         except (BadMessage, EventError) as error:
             self.rejected += 1
-            if self._metrics is not None:
-                self._metrics.source_rejected.labels(source="mqtt").inc()
+            self.status.refused()
             log.warning("mqtt: a message on %s is not an event: %s", message.topic, error)
             return
         self.status.received(event.type, event.device)

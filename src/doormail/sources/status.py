@@ -46,6 +46,11 @@ class SourceStatus:
             labels = {"device": device or self.name, "event": event_type}
             self.metrics.source_events.labels(**labels).inc()
 
+    def refused(self) -> None:
+        """A message or log record that was not a valid event (doormail_source_rejected_total)."""
+        if self.metrics is not None:
+            self.metrics.source_rejected.labels(source=self.name).inc()
+
     def public(self) -> dict[str, Any]:
         return {
             "source": self.source,
