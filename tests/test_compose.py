@@ -288,7 +288,7 @@ WELL_FORMED = st.lists(
             *("<p>", "</p>", "<P class=x>", "<br>", "<br/>", "<hr>", "<pre>", "</pre>", "<div>"),
             *("</div>", "<ul>", "<ol start='3'>", "<li>", "</li>", "</ul>", "</ol>", "<td>"),
             *("<a href='https://x.example/?a=1&amp;b=2'>", '<a href="mailto:a@b.example">', "</a>"),
-            *("<a title='>' href=\"u\">", "<img src=x alt='A &amp; B'>", '<img alt="pic"/>'),
+            *("<a title='>' href=\"u\">", "<img src=x alt='A &amp; B'>", "<img alt=\"pic\"/>"),
             *("<!-- note -->", "<!DOCTYPE html>", "<?xml x?>", "<script>if (a<b) x='</p>'"),
             *("</script>", "<style>p > b {}</style>", "<title>T</title>", "< ", "a < b"),
             *("&amp;", "&lt;", "&#39;", "&nbsp;", "&copy", "x", "Word", " ", "\n", "\t"),
@@ -338,18 +338,7 @@ def test_text_from_deeply_nested_lists_is_indented_eight_levels_at_most() -> Non
 
 @pytest.mark.parametrize(
     "unit",
-    [
-        "<ol><li>",
-        "<a\n",
-        "<a/",
-        '<a x="',
-        "<!--x>",
-        "'<a href='</script>",
-        "<![",
-        "</a x",
-        "<?",
-        "<",
-    ],
+    ["<ol><li>", "<a\n", "<a/", "<a x=\"", "<!--x>", "'<a href='</script>", "<![", "</a x", "<?", "<"],
 )
 def test_text_from_64_kb_of_repeated_unclosed_markup_is_made(unit: str) -> None:
     # Each of these took html.parser from seconds to nearly a minute; the time is measured by

@@ -251,7 +251,9 @@ def test_pem_text_larger_than_64_kb_is_refused_naming_the_slot(api: TestClient) 
     root = cert_pem(make_certificate(make_key(), "Root"))
     accepted = api.put("/api/certificates/ca1", content=padded_to(root, PEM_LIMIT), headers=PEM)
     assert accepted.status_code == 200, accepted.text
-    refused = api.put("/api/certificates/ca2", content=padded_to(root, PEM_LIMIT + 1), headers=PEM)
+    refused = api.put(
+        "/api/certificates/ca2", content=padded_to(root, PEM_LIMIT + 1), headers=PEM
+    )
     assert refused.status_code == 422
     assert refused.json()["error"]["field"] == "ca2"
     assert f"larger than {PEM_LIMIT} bytes" in refused.json()["error"]["message"]
@@ -321,7 +323,9 @@ PEM_LINES = st.sampled_from(
 
 @settings(max_examples=1000, deadline=None)
 @given(lines=st.lists(PEM_LINES, max_size=20), newline_at_end=st.booleans())
-def test_pem_blocks_are_read_as_the_format_defines(lines: list[str], newline_at_end: bool) -> None:
+def test_pem_blocks_are_read_as_the_format_defines(
+    lines: list[str], newline_at_end: bool
+) -> None:
     text = "\n".join(lines) + ("\n" if newline_at_end else "")
     expected = [(m.group(1), m.group(0)) for m in PEM_DEFINITION.finditer(text)]
     assert pem._blocks(text) == expected

@@ -163,9 +163,7 @@ def test_listening_beyond_the_loopback_without_tls_is_warned_about(
     tmp_path: Path, served: list[RunningService]
 ) -> None:
     output, port = tmp_path / "serve.log", free_port()
-    served.append(
-        start_serve(tmp_path / "a", port, options=["--listen", f"0.0.0.0:{port}"], output=output)
-    )
+    served.append(start_serve(tmp_path / "a", port, options=["--listen", f"0.0.0.0:{port}"], output=output))
     served[-1].stop()
     warning = [line for line in output.read_text().splitlines() if "without TLS" in line]
     assert len(warning) == 1 and "WARNING" in warning[0] and "--tls" in warning[0]
@@ -174,8 +172,6 @@ def test_listening_beyond_the_loopback_without_tls_is_warned_about(
     served.append(start_serve(tmp_path / "b", output=quiet))
     served.append(start_serve(tmp_path / "c", free_port(), options=["--tls"], output=quiet))
     served.append(
-        start_serve(
-            tmp_path / "d", port, options=["--listen", f"0.0.0.0:{port}", "--tls"], output=quiet
-        )
+        start_serve(tmp_path / "d", port, options=["--listen", f"0.0.0.0:{port}", "--tls"], output=quiet)
     )
     assert "without TLS" not in quiet.read_text()

@@ -118,10 +118,7 @@ def token_url(endpoint: tuple[TokenEndpoint, str]) -> Iterator[str]:  # noqa: F8
     """An OAuth2 token endpoint that gives ACCESS_TOKEN, and checks afterwards that it was asked
     with the right client secret and refresh token."""
     tokens, url = endpoint
-    tokens.answer = (
-        200,
-        {"access_token": ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 3600},
-    )
+    tokens.answer = (200, {"access_token": ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 3600})
     yield url
     assert tokens.requests, "the token endpoint was never asked"
     for form in tokens.requests:
@@ -257,12 +254,7 @@ def _workflow(
             "client_secret": CLIENT_SECRET,
             "refresh_token": REFRESH_TOKEN,
         },
-        "dkim": {
-            "enabled": True,
-            "domain": "example.org",
-            "selector": "s1",
-            "private_key": dkim_key,
-        },
+        "dkim": {"enabled": True, "domain": "example.org", "selector": "s1", "private_key": dkim_key},
     }
     config = {
         "smtp": smtp,

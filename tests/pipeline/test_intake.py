@@ -41,8 +41,8 @@ def queued(service: Service, event_id: str) -> list[Message]:
 
 
 async def test_each_mail_is_queued_before_the_event_is_answered(configured: Service) -> None:
-    [reply] = await handle(
-        configured, {"type": "call.ended", "called": "101", "answered": False, "id": "call-1"}
+    [reply] = await handle(configured,
+        {"type": "call.ended", "called": "101", "answered": False, "id": "call-1"}
     )
     assert reply["event_id"] == "call-1"
     assert reply["reason"] is None
@@ -72,7 +72,9 @@ async def test_an_event_seen_before_gets_the_earlier_result_and_no_new_mail(
 
 
 async def test_no_mail_is_answered_with_the_reason(configured: Service) -> None:
-    [reply] = await handle(configured, {"type": "call.ended", "called": "101", "answered": True})
+    [reply] = await handle(configured,
+        {"type": "call.ended", "called": "101", "answered": True}
+    )
     assert reply["emails"] == []
     assert reply["reason"] == "email_on_call.send is missed and the call was answered"
     assert len(reply["event_id"]) == 32
@@ -86,12 +88,11 @@ async def test_no_mail_is_answered_with_the_reason(configured: Service) -> None:
 
 
 async def test_an_array_in_is_an_array_out(configured: Service) -> None:
-    replies = await handle(
-        configured,
+    replies = await handle(configured,
         [
             {"type": "access", "auth_type": "card", "auth_id": "DEADBEEF01"},
             {"type": "device.rebooted"},
-        ],
+        ]
     )
     assert [r["emails"][0]["to"] if r["emails"] else r["reason"] for r in replies] == [
         "security@example.com",
@@ -101,12 +102,11 @@ async def test_an_array_in_is_an_array_out(configured: Service) -> None:
 
 async def test_a_bad_event_in_an_array_takes_none_of_them(configured: Service) -> None:
     with pytest.raises(EventError) as error:
-        await handle(
-            configured,
+        await handle(configured,
             [
                 {"type": "access", "auth_type": "card", "auth_id": "DEADBEEF01", "id": "a-1"},
                 {"type": "call.ended", "called": "101"},
-            ],
+            ]
         )
     assert error.value.field == "events[1].answered"
     assert queued(configured, "a-1") == []
@@ -120,8 +120,7 @@ async def test_call_snapshots_span_from_its_ringing_to_its_end(
     configured.settings.save(apply_patch(configured.settings.load(), patch))
     ringing = {"type": "call.ringing", "call_id": "7", "called": "101"}
     await handle(configured, {**ringing, "at": "2025-03-14T09:26:40+00:00"})
-    [reply] = await handle(
-        configured,
+    [reply] = await handle(configured,
         {
             "type": "call.ended",
             "call_id": "7",
@@ -129,7 +128,7 @@ async def test_call_snapshots_span_from_its_ringing_to_its_end(
             "answered": False,
             "at": "2025-03-14T09:26:53+00:00",
             "id": "call-7",
-        },
+        }
     )
     assert camera.asked == [(1741944400.0, 1741944413.0, 3, 320, 240)]  # once for both mails
     for message in queued(configured, "call-7"):
@@ -141,12 +140,11 @@ async def test_call_snapshots_span_from_its_ringing_to_its_end(
 
 
 async def test_a_ringing_call_is_remembered_per_device(configured: Service) -> None:
-    await handle(
-        configured,
+    await handle(configured,
         [
             {"type": "call.ringing", "call_id": "1", "device": "Gate", "called": "101"},
             {"type": "call.ringing", "call_id": "1", "called": "101"},
-        ],
+        ]
     )
     with configured.engine.connect() as connection:
         rows = connection.execute(select(tables.calls.c.device, tables.calls.c.call_id)).all()

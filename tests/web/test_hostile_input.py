@@ -80,9 +80,7 @@ def test_json_nested_ten_thousand_deep_is_a_400_naming_the_body(
     api: TestClient, stored: dict[str, Any], method: str, path: str
 ) -> None:
     for body in (nested(DEEP), b"[" * DEEP + b"]" * DEEP):
-        reply = api.request(
-            method, path, content=body, headers={"content-type": "application/json"}
-        )
+        reply = api.request(method, path, content=body, headers={"content-type": "application/json"})
         error = assert_refused(reply, 400, "body")
         assert error["code"] == "bad_request"
         assert "nested too deeply" in error["message"]
@@ -115,9 +113,7 @@ def test_the_intercom_form_answers_its_own_way_to_deep_and_broken_json(
     api: TestClient, stored: dict[str, Any]
 ) -> None:
     for body in (nested(DEEP), b'{"to": "\xff"}'):
-        reply = api.post(
-            "/api/email/send", content=body, headers={"content-type": "application/json"}
-        )
+        reply = api.post("/api/email/send", content=body, headers={"content-type": "application/json"})
         assert reply.status_code == 200
         assert reply.json()["error"]["code"] == 12
 

@@ -43,7 +43,9 @@ _BAD_USER = refusal("a bad value, naming the field and the value")
 _CSV_MEDIA = {"text/csv": {"schema": {"type": "string"}}}
 
 
-@router.get("", response_model=None, responses={200: json_reply("UsersPage", "a page of the list")})
+@router.get(
+    "", response_model=None, responses={200: json_reply("UsersPage", "a page of the list")}
+)
 def list_users(
     request: Request,
     q: Annotated[str, Query(max_length=256)] = "",
