@@ -23,6 +23,8 @@ def test_defaults_are_those_of_the_spec() -> None:
         "name": "doormail",
         "timezone": "UTC",
         "datetime_format": "%Y-%m-%d %H:%M:%S",
+        "serial": "",
+        "licenses": [],
     }
     assert doc["smtp"]["enabled"] is False
     assert doc["smtp"]["port"] == 25

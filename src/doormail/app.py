@@ -5,7 +5,9 @@ it uses. Nothing here decides or delivers; only the entry points (web, cli) read
 from __future__ import annotations
 
 import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +21,22 @@ from doormail.applytest import SmtpTests
 from doormail.camera.service import CameraService
 from doormail.certificates import Certificates
 from doormail.delivery.worker import DeliveryWorker
+from doormail.devices.store import DeviceStore
 from doormail.dkimkey import TxtLookup, lookup_txt
 from doormail.eventlog import EventLog
+from doormail.events import Access, Event
 from doormail.metrics import Metrics
 from doormail.outbox import Admin, Queue
 from doormail.outbox.server import ServerWatch
 from doormail.pipeline.commit import Committer
 from doormail.pipeline.digest import Digests
 from doormail.pipeline.intake import Intake
+from doormail.sources.cameras import DeviceCameras
+from doormail.sources.intercoms import Intercoms
+from doormail.sources.mqtt import MqttSource
 from doormail.store import datafolder, open_engine
 from doormail.store.engine import sqlite_url
+from doormail.store.leases import Leases, SourceStates
 from doormail.store.settings_store import SettingsStore
 from doormail.users.store import UserStore
 
@@ -73,6 +81,9 @@ class Service:
     intake: Intake
     smtp_tests: SmtpTests
     digests: Digests
+    devices: DeviceStore
+    intercoms: Intercoms
+    mqtt: MqttSource
     runners: tuple[Runner, ...]
     events: EventLog
     # How GET /api/dkim/check reads DNS (a test hands in its own zone).
@@ -115,6 +126,18 @@ def build_service(
         engine, queue, observe_lock=metrics.commit_lock_seconds.observe, clock=clock
     )
     digests = Digests(engine, queue, settings.load, worker.notify, clock=clock)
+    devices = DeviceStore(engine)
+    leases = Leases(engine, f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    submit = _Late()
+    intercoms = Intercoms(
+        devices=devices.all,
+        leases=leases,
+        states=SourceStates(engine),
+        submit=submit,
+        knows=lambda event: _knows(users, event),
+        metrics=metrics,
+    )
+    cameras = DeviceCameras(settings.load, intercoms, devices.all)
     intake = Intake(
         load_settings=settings.load,
         users=users.reader,
@@ -122,7 +145,11 @@ def build_service(
         committer=committer,
         on_queued=worker.notify,
         on_event=lambda kind: metrics.events_received.labels(type=kind).inc(),
+        devices=devices.all,
+        camera_for=cameras,
     )
+    submit.to = intake.submit
+    mqtt = MqttSource(load_settings=settings.load, submit=submit, leases=leases, metrics=metrics)
     return Service(
         paths=paths,
         engine=engine,
@@ -139,6 +166,28 @@ def build_service(
         intake=intake,
         smtp_tests=SmtpTests(settings.load, certificates.tls_context, camera),
         digests=digests,
-        runners=(worker.run, camera.run, digests.run),
         events=EventLog(engine),
+        devices=devices,
+        intercoms=intercoms,
+        mqtt=mqtt,
+        runners=(worker.run, camera.run, digests.run, intercoms.run, mqtt.run, cameras.run),
     )
+
+
+class _Late:
+    """The intake's submit, for the sources built before the intake (it uses their cameras)."""
+
+    to: Callable[[Event], Coroutine[Any, Any, object]] | None = None
+
+    async def __call__(self, event: Event) -> object:
+        assert self.to is not None
+        return await self.to(event)
+
+
+def _knows(users: UserStore, event: Event) -> bool:
+    """Whether the users list knows the identifier of an access (else the intercom names it)."""
+    if not isinstance(event, Access):
+        return True
+    finders = {"card": "by_card", "bluetooth": "by_bluetooth", "fingerprint": "by_fingerprint"}
+    with users.reader() as lookup:
+        return getattr(lookup, finders[event.auth_type])(event.auth_id) is not None

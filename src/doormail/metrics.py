@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -132,6 +132,24 @@ class Metrics:
             "Seconds an event's commit held the database's write lock (its transaction, shared"
             " with the events committed together with it)",
             buckets=LOCK_BUCKETS,
+            registry=self.registry,
+        )
+        self.source_up = Gauge(
+            "doormail_source_up",
+            "1 while an event source (a device's intercom, or mqtt) is connected, else 0",
+            ["device"],
+            registry=self.registry,
+        )
+        self.source_events = Counter(
+            "doormail_source_events",
+            "Events an event source gave, by device and doormail event type",
+            ["device", "event"],
+            registry=self.registry,
+        )
+        self.source_rejected = Counter(
+            "doormail_source_rejected",
+            "Messages or log records of an event source that were not a valid event",
+            ["source"],
             registry=self.registry,
         )
         self._depth: _OutboxDepth | None = None

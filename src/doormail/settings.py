@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
@@ -38,6 +39,9 @@ Resolution = Literal[
     "1920x1080",
 ]
 RESOLUTIONS: tuple[str, ...] = get_args(Resolution)
+# The licenses that matter to e-mail (SPEC 11, `licensing.enforce`).
+License = Literal["gold", "enhanced_integration"]
+MAIL_LICENSES: tuple[str, ...] = get_args(License)
 
 # The dotted paths of every write-only value. GET shows `<name>_set` instead of the value.
 SECRET_PATHS = (
@@ -184,6 +188,11 @@ def _worded(**wording: str | tuple[str, str]) -> dict[str, Any]:
     return {_WORDED: worded}
 
 
+def _comma_separated(value: object) -> object:
+    # A form's text field gives "gold, enhanced_integration"; the API gives a list.
+    return split_addresses(value) if isinstance(value, str) else value
+
+
 class Device(_Section):
     name: SingleLine = Field(
         "doormail", title="Device Name", description="Intercom identification: $DeviceName$."
@@ -199,6 +208,16 @@ class Device(_Section):
         "%Y-%m-%d %H:%M:%S",
         title="Date and Time Format",
         description="strftime codes for $DateTime$, e.g. %d.%m.%Y %H:%M.",
+    )
+
+    serial: SingleLine = Field(
+        "", title="Serial Number", description="The intercom's serial number, when known."
+    )
+    licenses: Annotated[list[License], BeforeValidator(_comma_separated)] = Field(
+        default_factory=list,
+        title="Licenses",
+        description="The licenses of the intercom; e-mail needs Gold or Enhanced Integration "
+        "when licensing is enforced.",
     )
 
     @field_validator("timezone")
@@ -594,6 +613,11 @@ class Mqtt(_Section):
     )
     username: str = Field("", title="MQTT Username", description="Login for the broker, if needed.")
     password: str = Field("", title="MQTT Password", description="The broker password.")
+    client_id: SingleLine = Field(
+        "",
+        title="Client ID",
+        description="Empty: doormail- and the host name; fixed, so the broker keeps the session.",
+    )
 
 
 class Sources(_Section):

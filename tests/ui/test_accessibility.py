@@ -45,6 +45,9 @@ def examples(served: RunningService) -> dict[str, str]:
         dkim = {"smtp": {"dkim": {"domain": "example.com", "selector": "door"}}}
         assert client.patch("/api/config", json=dkim).status_code == 200
         assert client.post("/api/dkim/key", json={"algorithm": "rsa"}).status_code == 200
+        # a device whose intercom nobody answers: its row shows a failing source
+        device = {"id": "gate", "source": {"kind": "2n", "url": "http://127.0.0.1:9"}}
+        assert client.post("/api/devices", json=device).status_code in (201, 409)
     return {"user": SAMPLE_USERS[0]["id"], "mail": queued.json()["emails"][0]["id"]}
 
 

@@ -95,6 +95,7 @@ def test_tab_titles_and_intros_are_the_sections_of_the_model() -> None:
         "Outbox",
         "Events",
         "Device",
+        "Devices",
     ]
 
 

@@ -10,14 +10,15 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from doormail import placeholders, rules
 from doormail.camera import SnapshotSource
-from doormail.events import CallEnded, CallRinging, Event
+from doormail.devices.model import DeviceModel, licensed, settings_for
+from doormail.events import CallEnded, CallRinging, Event, EventError
 from doormail.mail import OutgoingMessage
 from doormail.pipeline import snapshots
 from doormail.pipeline.commit import Accepted, CallMemory, Committer, Entry, Kept
@@ -27,6 +28,7 @@ from doormail.settings import Settings
 from doormail.users.model import UserLookup
 
 SEND_EMAIL_ID_PREFIX = "send-email-"
+LICENSE_REASON = "license: the e-mail function needs the Gold or Enhanced Integration license"
 
 log = logging.getLogger("doormail.intake")
 
@@ -40,6 +42,7 @@ class _Decided:
     settings: Settings
     decision: rules.Decision
     call: CallMemory | None
+    camera: SnapshotSource
     messages: tuple[OutgoingMessage, ...] | None = None
 
 
@@ -55,8 +58,12 @@ class Intake:
         committer: Committer,
         on_queued: Callable[[], None],
         on_event: Callable[[str], None],
+        devices: Callable[[], Mapping[str, DeviceModel]] = dict,
+        camera_for: Callable[[DeviceModel], SnapshotSource] | None = None,
     ) -> None:
         self._load_settings = load_settings
+        self._devices = devices
+        self._camera_for = camera_for
         self._users = users
         self._camera = camera
         self._committer = committer
@@ -72,7 +79,7 @@ class Intake:
         messages = decided.messages
         if messages is None:
             mails = decided.decision.mails
-            pictures = await snapshots.take(self._camera, mails)
+            pictures = await snapshots.take(decided.camera, mails)
             prepared = await asyncio.to_thread(
                 prepare_messages,
                 mails,
@@ -100,13 +107,24 @@ class Intake:
                 self._on_queued()
         return accepted
 
+    def check_device(self, event: Event, field: str = "device") -> None:
+        """EventError naming `field` when devices exist and the event names none of them
+        (SPEC 11); without devices any `device` is taken as the name."""
+        if event.device is None:
+            return
+        devices = self._devices()
+        if devices and event.device not in devices:
+            raise EventError(field, f"no device has the id {event.device!r}")
+
     async def send_email(self, order: rules.SendEmail) -> Accepted:
         """Queue the mail of a Send E-Mail order for each of its addresses; with SMTP Service
-        Enabled off nothing is queued and the reason says so (`rules.SMTP_DISABLED`)."""
+        Enabled off nothing is queued and the reason says so (`rules.SMTP_DISABLED`), nor
+        when licensing is enforced and `device.licenses` lacks the e-mail function
+        (LICENSE_REASON)."""
         settings = await asyncio.to_thread(self._load_settings)
         at = datetime.now(UTC)
         event_id = SEND_EMAIL_ID_PREFIX + uuid.uuid4().hex
-        decision = rules.send_email_mails(order, settings, at)
+        decision = _licensed(settings, rules.send_email_mails(order, settings, at))
         if not decision.mails:
             _log_taken("send-email", Accepted(event_id, (), decision.reason))
             return Accepted(event_id, (), decision.reason)
@@ -125,14 +143,20 @@ class Intake:
     def _decide(self, event: Event) -> _Decided | Accepted:
         """The decision on what is stored now; the earlier answer when the id was seen. Mails
         without pictures are prepared right away, in the same trip to a worker thread."""
-        settings = self._load_settings()
+        settings, camera, known = self._device_settings(event)
         call = _call_of(event, settings)
         ringing = call if isinstance(event, CallEnded) else None
         recalled = self._committer.recall(event.id, ringing)
         if recalled.earlier is not None:
             return recalled.earlier
         with self._users() as users:
-            decision = rules.decide(event, settings, users, ringing_at=recalled.ringing_at)
+            decision = rules.decide(
+                _named_by_settings(event) if known else event,
+                settings,
+                users,
+                ringing_at=recalled.ringing_at,
+            )
+        decision = _licensed(settings, decision)
         event_id = event.id or uuid.uuid4().hex
         messages = None
         if not snapshots.wanted(decision.mails):
@@ -140,7 +164,32 @@ class Intake:
                 decision.mails, settings, {}, event_id=event_id, at=event.at
             )
             messages = tuple(prepared)
-        return _Decided(event_id, settings, decision, _memory(event, call), messages)
+        return _Decided(event_id, settings, decision, _memory(event, call), camera, messages)
+
+    def _device_settings(self, event: Event) -> tuple[Settings, SnapshotSource, bool]:
+        """The settings and camera of the event's device: the shared settings with the named
+        device's identity and camera put in, or the single `device.*`/`camera.*`; and whether
+        the event named a known device."""
+        settings = self._load_settings()
+        self.check_device(event)
+        device = self._devices().get(event.device) if event.device is not None else None
+        if device is None:
+            return settings, self._camera, False
+        camera = self._camera_for(device) if self._camera_for is not None else self._camera
+        return settings_for(settings, device), camera, True
+
+
+def _named_by_settings(event: Event) -> Event:
+    """A known device's event as the rules see it: `$DeviceName$` is then the device's name
+    (in its settings), not the id the event gave."""
+    return event.model_copy(update={"device": None})
+
+
+def _licensed(settings: Settings, decision: rules.Decision) -> rules.Decision:
+    """No mail when licensing is enforced and the device has neither license (SPEC 11)."""
+    if decision.mails and settings.licensing.enforce and not licensed(settings.device.licenses):
+        return rules.Decision.none(LICENSE_REASON)
+    return decision
 
 
 def _flood(event: Event, decided: _Decided) -> Flood:

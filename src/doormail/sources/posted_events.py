@@ -14,8 +14,16 @@ from doormail.pipeline.commit import Accepted
 Reply = dict[str, Any]
 
 
-async def take(submit: Callable[[Event], Awaitable[Accepted]], body: object) -> Reply | list[Reply]:
-    """The replies to the decoded JSON `body`; EventError names the first bad field."""
+async def take(
+    submit: Callable[[Event], Awaitable[Accepted]],
+    body: object,
+    check: Callable[[Event, str], None] | None = None,
+) -> Reply | list[Reply]:
+    """The replies to the decoded JSON `body`; EventError names the first bad field (`check`
+    looks at each event before any is taken: a `device` no device has)."""
     events, many = parse_events(body)
+    for index, event in enumerate(events):
+        if check is not None:
+            check(event, f"events[{index}].device" if many else "device")
     replies = [(await submit(event)).reply() for event in events]
     return replies if many else replies[0]

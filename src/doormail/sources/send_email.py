@@ -118,6 +118,7 @@ def action_order(request: SendEmailRequest, find_user: Callable[[str], User | No
 # The intercom HTTP API's error codes that this form can answer with.
 DESCRIPTIONS = {
     4: "function is disabled",
+    5: "function is licensed",
     11: "missing mandatory parameter",
     12: "invalid parameter value",
     13: "parameter data too big",

@@ -183,3 +183,30 @@ smtp_server = Table(
     Column("next_probe_at", Float),
     Column("updated_at", Float, nullable=False),
 )
+# The devices of SPEC 11, each one JSON document (validated by doormail.devices.model).
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# What an event source keeps between pulls (a 2N intercom's log cursor, open calls, held
+# credentials), written after the events it caused are committed.
+source_state = Table(
+    "source_state",
+    metadata,
+    Column("source", String(128), primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Which process follows each event source: one at a time, until its lease runs out.
+source_leases = Table(
+    "source_leases",
+    metadata,
+    Column("source", String(128), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from doormail.pipeline.commit import Accepted
+from doormail.pipeline.intake import LICENSE_REASON
 from doormail.rules import SMTP_DISABLED
 from doormail.sources.send_email import (
     IntercomError,
@@ -107,7 +108,8 @@ async def intercom_send(request: Request) -> JSONResponse:
     "param", "description"}}` with 11 (missing mandatory parameter), 12 (invalid parameter
     value) or 13 (parameter data too big: a subject or body longer than a subject or body
     template may be). When `smtp.enabled` is false the reply is code 4, "function is
-    disabled", as the intercom answers for a service that is switched off."""
+    disabled", as the intercom answers for a service that is switched off; when licensing is
+    enforced and `device.licenses` lacks the e-mail function, code 5 "function is licensed"."""
     try:
         _refuse_cross_site_get(request)
         order = intercom_order(await _intercom_params(request))
@@ -116,6 +118,8 @@ async def intercom_send(request: Request) -> JSONResponse:
     accepted = await service_of(request).intake.send_email(order)
     if accepted.reason == SMTP_DISABLED:
         return JSONResponse(IntercomError(4).public())
+    if accepted.reason == LICENSE_REASON:
+        return JSONResponse(IntercomError(5).public())
     return JSONResponse({"success": True})
 
 

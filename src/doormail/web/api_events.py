@@ -36,7 +36,8 @@ router = APIRouter(prefix="/api/events", tags=["events"])
 async def post_events(request: Request) -> JSONResponse:
     raw = await json_body(request)
     try:
-        replies = await posted_events.take(service_of(request).intake.submit, raw)
+        intake = service_of(request).intake
+        replies = await posted_events.take(intake.submit, raw, intake.check_device)
     except EventError as problem:
         raise ApiError(422, "validation", problem.message, problem.field) from None
     return JSONResponse(replies, status_code=202)

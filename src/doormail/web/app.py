@@ -18,11 +18,13 @@ from doormail.web import (
     api_camera,
     api_certificates,
     api_config,
+    api_devices,
     api_dkim,
     api_events,
     api_metrics,
     api_outbox,
     api_smtp_test,
+    api_sources,
     api_templates,
     api_tokens,
     api_users,
@@ -49,6 +51,8 @@ PROTECTED_ROUTERS: list[APIRouter] = [
     api_actions.router,
     api_tokens.router,
     api_dkim.router,
+    api_devices.router,
+    api_sources.router,
 ]
 
 

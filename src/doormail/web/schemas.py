@@ -15,6 +15,7 @@ from doormail.accounts import TokenInfo
 from doormail.applytest import LogLine
 from doormail.camera.service import CameraStatus
 from doormail.certificates import CertificateInfo
+from doormail.devices.model import DeviceModel
 from doormail.dkimkey import Check, DnsRecord
 from doormail.events import MAX_EVENTS, Event
 from doormail.outbox import OutboxItem
@@ -194,9 +195,59 @@ class Preview(_Reply):
 
 class DkimKeyRequest(_Reply):
     algorithm: Literal["rsa", "ed25519"] = Field(description="rsa (2048 bits) or ed25519")
+class DeviceSource(_Reply):
+    kind: Literal["2n"]
+    url: str
+    username: str
+    password_set: bool
+    verify_certificate: bool
+
+
+class DeviceReply(_Reply):
+    """A device as `/api/devices` shows it (SPEC 11): secrets as `<name>_set`."""
+
+    id: str
+    name: str
+    serial: str
+    timezone: str = Field(description="empty: device.timezone")
+    camera: dict[str, Any] = Field(description="the keys of camera.*, password as password_set")
+    licenses: list[str]
+    source: DeviceSource | None
+
+
+class SourceError(_Reply):
+    stage: str
+    message: str
+    hint: str
+
+
+class SourceStatusReply(_Reply):
+    """A device's event source, or the MQTT subscription."""
+
+    source: Literal["2n", "mqtt"] | None
+    state: Literal["connected", "connecting", "failing", "off"]
+    since: str
+    last_event_at: str | None
+    events_received: int
+    last_error: SourceError | None
+
+
+class DeviceTestStage(_Reply):
+    stage: str
+    ok: bool
+    message: str
+    hint: str
+
+
+class DeviceTestReply(_Reply):
+    ok: bool
+    stages: list[DeviceTestStage]
 
 
 _REPLY_MODELS: tuple[type[BaseModel], ...] = (
+    DeviceReply,
+    SourceStatusReply,
+    DeviceTestReply,
     ErrorReply,
     DkimKeyRequest,
     EventResult,
@@ -323,6 +374,8 @@ def component_schemas() -> dict[str, Schema]:
     shapes += [(name, _json_schema(shape, "serialization")) for name, shape in _DERIVED.items()]
     shapes += [
         ("UserIn", _json_schema(User, "validation")),
+        ("DeviceIn", _json_schema(DeviceModel, "validation")),
+        ("Devices", {"type": "array", "items": ref("DeviceReply")}),
         ("Configuration", config_document()),
         ("ConfigurationChange", config_change()),
         ("Events", _events_request()),

@@ -23,7 +23,15 @@ from doormail import settings as model
 from doormail.accounts import ADMIN
 from doormail.app import Service
 from doormail.config_warnings import ConfigWarning, config_warnings
-from doormail.web import ui_certificates, ui_dkim, ui_events, ui_outbox, ui_server, ui_users
+from doormail.web import (
+    ui_certificates,
+    ui_devices,
+    ui_dkim,
+    ui_events,
+    ui_outbox,
+    ui_server,
+    ui_users,
+)
 from doormail.web.security import (
     PasswordGate,
     SessionEpochs,
@@ -80,6 +88,7 @@ def install(app: FastAPI, service: Service) -> None:
         ui_outbox.router,
         ui_dkim.router,
         ui_events.router,
+        ui_devices.router,
     ):
         app.include_router(pages, include_in_schema=False)
 

@@ -34,6 +34,7 @@ NAVIGATION = (
     ("/outbox", "Outbox"),
     ("/events", "Events"),
     _settings_tab("device"),
+    ("/devices", "Devices"),
 )
 
 templates = Jinja2Templates(

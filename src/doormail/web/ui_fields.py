@@ -257,7 +257,16 @@ CAMERA = _tab(
 DEVICE = _tab(
     "device",
     "device",
-    Group(None, _fields("device.name", "device.timezone", "device.datetime_format")),
+    Group(
+        None,
+        _fields(
+            "device.name",
+            "device.timezone",
+            "device.datetime_format",
+            "device.serial",
+            "device.licenses",
+        ),
+    ),
     Group(
         "Limits",
         _fields("limits.per_recipient_per_hour", "limits.access_denied_burst", "licensing.enforce"),
@@ -270,6 +279,7 @@ DEVICE = _tab(
             "sources.mqtt.topic",
             "sources.mqtt.username",
             "sources.mqtt.password",
+            "sources.mqtt.client_id",
         ),
         collapsed=True,
     ),
@@ -298,7 +308,9 @@ def shown_values(tab: Tab, public: Mapping[str, Any]) -> dict[str, Any]:
         if f.kind == "secret":
             values[f.path] = bool(lookup(public, f.path + "_set"))
         else:
-            values[f.path] = lookup(public, f.path)
+            value = lookup(public, f.path)
+            # a list (device.licenses) is edited as comma-separated text
+            values[f.path] = ", ".join(value) if isinstance(value, list) else value
     return values
 
 

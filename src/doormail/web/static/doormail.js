@@ -467,6 +467,37 @@
     row.scrollLeft = current.offsetLeft - (row.clientWidth - current.offsetWidth) / 2;
   }
 
+  // -- devices: each source's status, live ------------------------------------------------------
+
+  function showStatus(element, status) {
+    const set = (name, text) => {
+      const cell = element.querySelector(`[data-field="${name}"]`);
+      if (cell) cell.textContent = text;
+    };
+    const state = element.querySelector('[data-field="state"]');
+    if (state) state.className = `status status-${status.state}`;
+    set("state", status.state);
+    set("since", status.since || "");
+    set("last_event_at", status.last_event_at || "");
+    set("events_received", String(status.events_received));
+    const error = status.last_error;
+    set("last_error", error ? `${error.stage}: ${error.message} — ${error.hint}` : "");
+  }
+
+  function setupLiveDevices() {
+    const watched = document.querySelectorAll("[data-device-status]");
+    if (!watched.length) return;
+    const refresh = async () => {
+      for (const element of watched) {
+        try {
+          const response = await api(element.dataset.deviceStatus);
+          if (response.ok) showStatus(element, await response.json());
+        } catch (_) { /* the next round tries again */ }
+      }
+    };
+    setInterval(refresh, 2000);
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     showCurrentTab();
     document.querySelectorAll(".message[data-preview-kind]").forEach(setupMessage);
@@ -477,5 +508,6 @@
     setupConfirmations();
     setupLiveOutbox();
     setupLiveEvents();
+    setupLiveDevices();
   });
 })();
