@@ -19,11 +19,12 @@ from doormail.camera.service import CameraService
 from doormail.certificates import Certificates
 from doormail.delivery.worker import DeliveryWorker
 from doormail.metrics import Metrics
-from doormail.outbox import Admin, Queue
+from doormail.outbox import FINISHED, Admin, Queue
 from doormail.pipeline.commit import Committer
 from doormail.pipeline.intake import Intake
 from doormail.store import datafolder, open_engine
 from doormail.store.engine import sqlite_url
+from doormail.store.retention import Retention
 from doormail.store.settings_store import SettingsStore
 from doormail.users.store import UserStore
 
@@ -66,6 +67,7 @@ class Service:
     worker: DeliveryWorker
     intake: Intake
     smtp_tests: SmtpTests
+    retention: Retention
     runners: tuple[Runner, ...]
 
 
@@ -97,6 +99,7 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
         on_queued=worker.notify,
         on_event=lambda kind: metrics.events_received.labels(type=kind).inc(),
     )
+    retention = Retention(engine, lambda: settings.load().storage, FINISHED)
     return Service(
         paths=paths,
         engine=engine,
@@ -111,5 +114,6 @@ def build_service(paths: Paths, *, first_start_apart: bool = False) -> Service:
         worker=worker,
         intake=intake,
         smtp_tests=SmtpTests(settings.load, certificates.tls_context, camera),
-        runners=(worker.run, camera.run),
+        retention=retention,
+        runners=(worker.run, camera.run, retention.run),
     )

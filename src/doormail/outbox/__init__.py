@@ -8,9 +8,10 @@ stores and hands out mail; it never speaks SMTP."""
 from doormail.outbox.admin import Admin, InvalidQuery, NotRetryable, Page, UnknownMessage
 from doormail.outbox.items import OutboxError, OutboxItem
 from doormail.outbox.queue import Claimed, Queue
-from doormail.outbox.transitions import STATUSES, Outcome, RetryPolicy, Status
+from doormail.outbox.transitions import FINISHED, STATUSES, Outcome, RetryPolicy, Status
 
 __all__ = [
+    "FINISHED",
     "STATUSES",
     "Admin",
     "Claimed",

@@ -14,6 +14,8 @@ Status = Literal["queued", "sending", "sent", "failed", "expired"]
 STATUSES: tuple[Status, ...] = ("queued", "sending", "sent", "failed", "expired")
 # The states a mail may be sent again from by hand.
 RETRYABLE: tuple[Status, ...] = ("failed", "expired")
+# The states nothing more happens in by itself: what retention deletes when old enough.
+FINISHED: tuple[Status, ...] = ("sent", *RETRYABLE)
 
 
 @dataclass(frozen=True)

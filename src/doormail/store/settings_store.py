@@ -1,5 +1,7 @@
 """Where the configuration document lives: one row of the `settings` table. Changes are
-validated by `doormail.settings` before they get here and are written in one transaction."""
+validated by `doormail.settings` before they get here and are written in one transaction, which
+also raises the `settings` change counter: every process sharing the database reads that counter
+on each load and the document only when it moved."""
 
 from __future__ import annotations
 
@@ -11,33 +13,37 @@ from sqlalchemy import Engine, insert, select, update
 
 from doormail.settings import Settings, validate
 from doormail.store import tables
+from doormail.store.changes import counter, mark_changed
 from doormail.store.engine import reading
 
 _ROW = 1
 _DOCUMENT = select(tables.settings.c.document).where(tables.settings.c.id == _ROW)
+TOPIC = "settings"
 
 
 class SettingsStore:
     """Loads and saves the whole Settings document. Every event reads the settings, and another
-    process may have changed them: each load reads the stored document, and validates it again
-    only when it is not the one validated last (the Settings returned are then the same object:
-    treat them as a value, as the settings functions do)."""
+    process may have changed them: each load reads the change counter, and the document (to
+    validate it again) only when the counter moved since the last load (the Settings returned
+    are otherwise the same object: treat them as a value, as the settings functions do)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._lock = threading.Lock()
-        self._last: tuple[str | None, Settings] = (None, Settings())
+        self._last: tuple[int | None, Settings] = (None, Settings())
 
     def load(self) -> Settings:
         with reading(self._engine) as connection:
+            seen = counter(connection, TOPIC)
+            with self._lock:
+                last_seen, last = self._last
+            if seen == last_seen:
+                return last
+            # Read after the counter: a change committed in between moves the counter again.
             document = connection.execute(_DOCUMENT).scalar()
-        with self._lock:
-            last_document, last = self._last
-        if document == last_document:
-            return last
         settings = Settings() if document is None else validate(json.loads(document), stored=True)
         with self._lock:
-            self._last = (document, settings)
+            self._last = (seen, settings)
         return settings
 
     def save(self, settings: Settings) -> None:
@@ -53,3 +59,4 @@ class SettingsStore:
                 connection.execute(
                     insert(tables.settings).values(id=_ROW, document=document, updated_at=now)
                 )
+            mark_changed(connection, TOPIC)

@@ -2,6 +2,7 @@
 PostgreSQL, and cheap to compare in the outbox's claim query."""
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Float,
     ForeignKey,
@@ -85,6 +86,8 @@ events = Table(
     Column("type", String(64), nullable=False),
     Column("received_at", Float, nullable=False),
     Column("result", Text, nullable=False),
+    # Retention deletes the oldest events in small batches (storage.keep_events_days).
+    Index("ix_events_received", "received_at"),
 )
 
 # Calls still ringing: a call's snapshots span from its ringing to its end, and the ringing and
@@ -121,6 +124,9 @@ outbox = Table(
     UniqueConstraint("event_id", "recipient", name="uq_outbox_event_recipient"),
     Index("ix_outbox_due", "status", "next_attempt_at"),
     Index("ix_outbox_created", "created_at"),
+    # The listing by state, newest first, and retention's oldest finished mail, read a few rows
+    # of this index however many sent rows there are.
+    Index("ix_outbox_status_created", "status", "created_at"),
 )
 
 # The exact bytes of each outbox message, apart from its state: claiming and recording an
@@ -130,4 +136,14 @@ outbox_messages = Table(
     metadata,
     Column("id", String(64), primary_key=True),
     Column("message", LargeBinary, nullable=False),
+)
+
+# One counter per kind of state every process shares (settings, certificates, users), raised in
+# the transaction that changes it: another process reads the counter, not the state, to see that
+# what it keeps (the validated settings, TLS contexts) must be read again.
+changes = Table(
+    "changes",
+    metadata,
+    Column("topic", String(32), primary_key=True),
+    Column("counter", BigInteger, nullable=False, default=0, server_default="0"),
 )

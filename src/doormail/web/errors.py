@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route, compile_path
 
 from doormail.settings import SettingsError
+from doormail.store.failures import unavailable
 
 log = logging.getLogger("doormail.web")
 
@@ -27,6 +28,7 @@ CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "too_large",
+    503: "unavailable",
     415: "unsupported_media_type",
     422: "validation",
     429: "too_many_requests",
@@ -120,5 +122,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        message = unavailable(error)
+        if message is not None:
+            # A passing state of the database (disk full, server restarting): said once per
+            # request in the log without a stack trace, and answered so that callers retry.
+            log.warning("%s %s: %s (%s)", request.method, request.url.path, message, error)
+            return error_response(
+                503, "unavailable", message, headers={"Retry-After": "5"}
+            )
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return error_response(500, "internal", "internal error; see the service log")
