@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
+# What the database layer raises; the web layer answers these itself (not as unexpected errors).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (DBAPIError, DisconnectionError)
 STORAGE_FULL = "storage full: the database's disk has no space left; nothing was stored"
 UNAVAILABLE = "the database is unavailable (connection lost); nothing was stored, try again"
 
@@ -25,3 +27,11 @@ def unavailable(error: BaseException) -> str | None:
     if error.connection_invalidated or isinstance(error, OperationalError | InterfaceError):
         return UNAVAILABLE
     return None
+
+
+def cause(error: BaseException) -> str:
+    """The driver's own words for `error`, first line only: never the statement or its
+    parameters, which may hold a secret being saved."""
+    original = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    lines = str(original).strip().splitlines()
+    return lines[0] if lines else type(original).__name__

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, delete, select
 
 from doormail.settings import Storage
 from doormail.store import tables
-from doormail.store.failures import unavailable
+from doormail.store.failures import cause, unavailable
 
 # Rows per transaction: a few milliseconds of the write lock, even with pictures in the bodies.
 BATCH = 200
@@ -78,7 +78,7 @@ class Retention:
                 if message is None:
                     log.exception("deleting old mail and events failed; trying again later")
                 else:
-                    log.warning("deleting old mail and events: %s", message)
+                    log.warning("deleting old mail and events: %s (%s)", message, cause(error))
                 deleted = 0
             await asyncio.sleep(BETWEEN_BATCHES if deleted else self._interval)
 

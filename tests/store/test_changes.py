@@ -1,0 +1,77 @@
+"""Several processes on one database (SPEC section 11): settings, certificates and users changed
+through one apply in every other at its next use, found by a change counter rather than by
+reading the whole state again. Two services built on the same database stand for two
+processes; on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import event
+
+from doormail.app import Service, build_service
+from doormail.certificates import pem
+from doormail.settings import Smtp, apply_patch
+from doormail.users.model import User
+
+
+@pytest.fixture
+def other(service: Service) -> Iterator[Service]:
+    """A second service on the same data folder and database: another process."""
+    built = build_service(service.paths)
+    try:
+        yield built
+    finally:
+        built.engine.dispose()
+
+
+def _statements(service: Service) -> list[str]:
+    seen: list[str] = []
+
+    def remember(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        seen.append(statement)
+
+    event.listen(service.engine, "before_cursor_execute", remember)
+    return seen
+
+
+def test_settings_saved_through_one_process_apply_in_the_other(
+    service: Service, other: Service
+) -> None:
+    assert other.settings.load().device.name != "Hall"
+    service.settings.save(apply_patch(service.settings.load(), {"device": {"name": "Hall"}}))
+    assert other.settings.load().device.name == "Hall"
+
+
+def test_unchanged_settings_are_not_read_again_only_their_counter(
+    service: Service, other: Service
+) -> None:
+    first = other.settings.load()
+    statements = _statements(other)
+    assert other.settings.load() is first
+    assert statements and not any("document" in s for s in statements), statements
+
+
+def test_a_certificate_changed_through_one_process_is_used_by_the_others_tls(
+    service: Service, other: Service
+) -> None:
+    first_ca, _ = pem.self_signed("First CA")
+    second_ca, _ = pem.self_signed("Second CA")
+    smtp = Smtp(verify_certificate=True, ca="ca1")
+    service.certificates.put("ca1", first_ca)
+    before = other.certificates.tls_context(smtp)
+    assert other.certificates.tls_context(smtp) is before, "built once while nothing changes"
+    service.certificates.put("ca1", second_ca)
+    after = other.certificates.tls_context(smtp)
+    assert after is not before, "built again from the slot as it is now"
+    assert other.certificates.tls_context(smtp) is after
+
+
+def test_a_user_added_through_one_process_is_found_by_the_other(
+    service: Service, other: Service
+) -> None:
+    assert other.users.by_number("202") is None
+    service.users.create(User(id="u-bob", name="Bob", email="bob@example.com", numbers=("202",)))
+    found = other.users.by_number("202")
+    assert found is not None and found.name == "Bob"
