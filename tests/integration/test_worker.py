@@ -11,7 +11,6 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +21,6 @@ from doormail.delivery.worker import DeliveryWorker, WorkerOptions
 from doormail.metrics import Metrics
 from doormail.outbox import Admin, OutboxItem, Queue, RetryPolicy
 from doormail.settings import Smtp
-from doormail.store import open_engine, upgrade
 from tests.conftest import free_port
 from tests.outbox.helpers import queue_committed, unique_mail
 from tests.scripted_smtp import Scripted
@@ -75,9 +73,8 @@ class Outbox:
 
 
 @pytest.fixture
-def outbox(tmp_path: Path) -> Outbox:
-    engine = open_engine(f"sqlite:///{tmp_path / 'outbox.sqlite3'}")
-    upgrade(engine)
+def outbox(engine: Engine) -> Outbox:
+    """On SQLite and on PostgreSQL (the `engine` fixture's parameter)."""
     metrics = Metrics()
     # Quick retries, so that a test sees several attempts in well under a second.
     policy = RetryPolicy(floor=0.1, ceiling=0.2, jitter=0)
