@@ -98,6 +98,45 @@ def test_postgresql_going_away_is_503_then_the_service_reconnects_and_lost_nothi
     assert acknowledged <= _stored_events(postgres_engine)
 
 
+def test_connections_the_server_ends_while_events_arrive_are_503_at_worst_and_lose_nothing(
+    postgres_engine: Engine, tmp_path: Path
+) -> None:
+    url = emptied(postgres_engine).url.render_as_string(hide_password=False)
+    service = build_service(Paths.resolve(str(tmp_path / "data"), url))
+    answers: list[tuple[str, int]] = []
+    stop = threading.Event()
+
+    def post(client: TestClient) -> None:
+        while not stop.is_set():
+            event_id = uuid.uuid4().hex
+            answers.append(
+                (event_id, client.post("/api/events", json=_missed_call(event_id)).status_code)
+            )
+
+    ours = text(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    with _client(service) as client:
+        assert client.get("/api/config").status_code == 200
+        posters = [threading.Thread(target=post, args=(client,)) for _ in range(3)]
+        for poster in posters:
+            poster.start()
+        for _ in range(5):  # an administrator (or a failover) ends every session of the database
+            time.sleep(0.4)
+            with postgres_engine.connect() as connection:
+                connection.execute(ours)
+        time.sleep(0.5)
+        stop.set()
+        for poster in posters:
+            poster.join()
+        assert client.post("/api/events", json=_missed_call("after")).status_code == 202
+    service.engine.dispose()
+    assert {status for _, status in answers} <= {202, 503}
+    acknowledged = {event_id for event_id, status in answers if status == 202}
+    assert acknowledged and acknowledged <= _stored_events(postgres_engine)
+
+
 def test_sqlite_out_of_space_is_503_storage_full_and_works_again_with_room(
     tmp_path: Path,
 ) -> None:
