@@ -476,3 +476,36 @@ async def test_rounds_look_for_overdue_mail_once_a_poll_interval_and_claim_once_
         assert await worker.drain() == 1
     # A batch shorter than the limit took everything due: no second claim to find none.
     assert calls == {"claim": 3, "expire_overdue": 1}
+
+
+async def test_an_outcome_the_database_could_not_take_for_a_moment_is_saved_once_it_is_back(
+    outbox: Outbox, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from doormail.delivery import worker as worker_module
+
+    monkeypatch.setattr(worker_module._Recorder, "RETRY_PAUSE", 0.05)
+    record = outbox.queue.record
+    failures = iter(
+        [OperationalError("UPDATE outbox", {}, Exception("server closed the connection"))]
+    )
+
+    def record_after_an_outage(*args: Any, **kwargs: Any) -> dict[str, str]:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(outbox.queue, "record", record_after_an_outage)
+    server.start()
+    worker = make_worker(outbox, smtp_to(server.port))
+    task = asyncio.create_task(worker.run())
+    try:
+        ids = await asyncio.to_thread(enqueue, outbox, worker)
+        [item] = await settled(outbox, ids, is_final, within=5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert (item.status, item.attempts) == ("sent", 1), "sent once, and recorded as sent"
+    assert len(server.handler.received) == 1

@@ -25,6 +25,7 @@ from doormail.delivery.session import (
 )
 from doormail.outbox import Claimed, Outcome, Queue
 from doormail.settings import Smtp
+from doormail.store.failures import unavailable
 
 log = logging.getLogger("doormail.delivery")
 
@@ -62,6 +63,12 @@ class _Recorder:
     transaction: a fast server is not held up by the disk once per mail, and a lone mail is
     recorded within `delay` seconds."""
 
+    # While the database is away for a moment (a restart, a failover), outcomes are kept and
+    # saved again this often, this many times: a mail the server took is then not sent again
+    # once its lease runs out.
+    RETRY_PAUSE = 1.0
+    RETRIES = 10
+
     def __init__(self, outbox: Queue, owner: str, *, batch: int = 64, delay: float = 0.01) -> None:
         self._outbox = outbox
         self._owner = owner
@@ -79,6 +86,7 @@ class _Recorder:
             self._task = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
+        retries = 0
         while self._pending:
             if not self._enough.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -87,10 +95,17 @@ class _Recorder:
             self._enough.clear()
             try:
                 await asyncio.to_thread(self._outbox.record, batch, owner=self._owner)
-            except Exception:
+            except Exception as error:
+                if unavailable(error) is not None and retries < self.RETRIES:
+                    retries += 1
+                    self._pending[:0] = batch
+                    log.warning("the database is unavailable; saving %d outcomes again", len(batch))
+                    await asyncio.sleep(self.RETRY_PAUSE)
+                    continue
                 # The mail stays `sending`; when the lease runs out it is claimed and sent again
                 # (a duplicate is better than a loss).
                 log.exception("could not record the outcome of %d mails", len(batch))
+            retries = 0
 
     async def finish(self) -> None:
         """Save every outcome so far, now, even when the caller is being cancelled."""
