@@ -5,7 +5,8 @@ processes; on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import event
@@ -13,6 +14,7 @@ from sqlalchemy import event
 from doormail.app import Service, build_service
 from doormail.certificates import pem
 from doormail.settings import Smtp, apply_patch
+from doormail.store.settings_store import CHECK_EVERY
 from doormail.users.model import User
 
 
@@ -41,7 +43,17 @@ def test_settings_saved_through_one_process_apply_in_the_other(
 ) -> None:
     assert other.settings.load().device.name != "Hall"
     service.settings.save(apply_patch(service.settings.load(), {"device": {"name": "Hall"}}))
-    assert other.settings.load().device.name == "Hall"
+    assert service.settings.load().device.name == "Hall", "at once in the process that saved"
+    assert _within_a_second(lambda: other.settings.load().device.name == "Hall")
+
+
+def _within_a_second(condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + 1.0
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_unchanged_settings_are_not_read_again_only_their_counter(
@@ -49,8 +61,11 @@ def test_unchanged_settings_are_not_read_again_only_their_counter(
 ) -> None:
     first = other.settings.load()
     statements = _statements(other)
+    time.sleep(CHECK_EVERY)
     assert other.settings.load() is first
-    assert statements and not any("document" in s for s in statements), statements
+    assert other.settings.load() is first, "and not even the counter again at once"
+    reads = [s for s in statements if s.lstrip().startswith("SELECT")]
+    assert len(reads) == 1 and "changes.counter" in reads[0], statements
 
 
 def test_a_certificate_changed_through_one_process_is_used_by_the_others_tls(

@@ -19,31 +19,48 @@ from doormail.store.engine import reading
 _ROW = 1
 _DOCUMENT = select(tables.settings.c.document).where(tables.settings.c.id == _ROW)
 TOPIC = "settings"
+# How long loaded settings are used without looking at the counter: a change made through
+# another process applies within this (SPEC: within a second); one made here applies at once.
+CHECK_EVERY = 0.5
 
 
 class SettingsStore:
     """Loads and saves the whole Settings document. Every event reads the settings, and another
-    process may have changed them: each load reads the change counter, and the document (to
-    validate it again) only when the counter moved since the last load (the Settings returned
-    are otherwise the same object: treat them as a value, as the settings functions do)."""
+    process may have changed them: a load reads the change counter (at most every CHECK_EVERY
+    seconds), and the document (to validate it again) only when the counter moved (the Settings
+    returned are otherwise the same object: treat them as a value, as the settings functions
+    do)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._lock = threading.Lock()
         self._last: tuple[int | None, Settings] = (None, Settings())
+        self._checked_at = -CHECK_EVERY
+        # Raised by each save here: a load that began before it keeps what it read to itself.
+        self._saves = 0
 
     def load(self) -> Settings:
+        now = time.monotonic()
+        with self._lock:
+            if self._last[0] is not None and now - self._checked_at < CHECK_EVERY:
+                return self._last[1]
+            saves = self._saves
         with reading(self._engine) as connection:
             seen = counter(connection, TOPIC)
             with self._lock:
                 last_seen, last = self._last
             if seen == last_seen:
+                with self._lock:
+                    if saves == self._saves:
+                        self._checked_at = now
                 return last
             # Read after the counter: a change committed in between moves the counter again.
             document = connection.execute(_DOCUMENT).scalar()
         settings = Settings() if document is None else validate(json.loads(document), stored=True)
         with self._lock:
-            self._last = (seen, settings)
+            if saves == self._saves:
+                self._last = (seen, settings)
+                self._checked_at = now
         return settings
 
     def save(self, settings: Settings) -> None:
@@ -60,3 +77,6 @@ class SettingsStore:
                     insert(tables.settings).values(id=_ROW, document=document, updated_at=now)
                 )
             mark_changed(connection, TOPIC)
+        with self._lock:  # the next load here reads what was just saved
+            self._last = (None, self._last[1])
+            self._saves += 1
