@@ -128,6 +128,7 @@ def test_two_serve_and_two_worker_processes_share_one_outbox_through_kills(
                 client.patch("/api/config", json={"email_on_call": {"default_to": to}}).status_code
                 == 200
             )
+        time.sleep(1.0)  # the other processes see the change within a second
         for n in range(EVENTS):
             if n == EVENTS // 2:
                 serves[0].process.send_signal(signal.SIGKILL)
