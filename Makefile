@@ -6,6 +6,11 @@ STAMP := $(VENV)/.installed
 # axe-core, which the browser tests inject to check every page for WCAG 2 A/AA violations.
 AXE := node_modules/axe-core/axe.min.js
 
+# Test files run in this many processes at once (pytest-xdist; a file's tests stay together, so
+# its module fixtures, such as its PostgreSQL database or `doormail serve`, are made once).
+# Most tests wait on sockets and servers, so two processes use a 2-core machine well.
+PYTEST_WORKERS ?= 2
+
 .PHONY: run test lint bench soak fuzz clean
 
 $(STAMP): requirements.lock pyproject.toml
@@ -26,7 +31,7 @@ test: $(STAMP) $(AXE)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

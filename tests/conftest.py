@@ -91,10 +91,16 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def service(data_dir: Path) -> Service:
-    built = build_service(Paths.resolve(str(data_dir)))
+def service(data_dir: Path, database: str | None) -> Iterator[Service]:
+    """The whole service on a temporary data folder, its database SQLite in that folder in one
+    run of a test and PostgreSQL in the other (see `database`)."""
+    built = build_service(Paths.resolve(str(data_dir), database))
     built.accounts.ensure_admin(ADMIN_PASSWORD)
-    return built
+    try:
+        yield built
+    finally:
+        # Its connections go back to the server, which other tests and people share.
+        built.engine.dispose()
 
 
 class RecordingCamera:
@@ -322,16 +328,37 @@ def postgres_engine() -> Iterator[Engine]:
         admin.dispose()
 
 
+def emptied(engine: Engine) -> Engine:
+    """`engine`'s database with every row deleted (the schema and its revision kept)."""
+    with engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            connection.execute(table.delete())
+    return engine
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
-    """An empty, migrated database: SQLite in a temporary folder, or PostgreSQL."""
+def database(request: pytest.FixtureRequest) -> str | None:
+    """The one parameter that runs every test of the store twice: None for SQLite in the data
+    folder (the default), or the URL of an emptied PostgreSQL database that the test module's
+    tests share (made and migrated once per module, dropped after it)."""
     if request.param == "sqlite":
+        return None
+    shared: Engine = request.getfixturevalue("postgres_engine")
+    emptied(shared)
+    return shared.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def engine(database: str | None, tmp_path: Path) -> Iterator[Engine]:
+    """An empty, migrated database: SQLite in a temporary folder, or PostgreSQL."""
+    if database is None:
         built = open_engine(f"sqlite:///{tmp_path / 'doormail.sqlite3'}")
         upgrade(built)
-        return built
-    shared: Engine = request.getfixturevalue("postgres_engine")
-    with shared.begin() as connection:
-        for table in reversed(metadata.sorted_tables):
-            if table.name != "alembic_version":
-                connection.execute(table.delete())
-    return shared
+        yield built
+        built.dispose()
+        return
+    shared = open_engine(database)
+    try:
+        yield shared
+    finally:
+        shared.dispose()

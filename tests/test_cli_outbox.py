@@ -5,14 +5,23 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from doormail import cli as command
 from doormail.app import Paths, build_service
 from doormail.cli import cli
 from doormail.mail import OutgoingMessage
 from tests.outbox.helpers import mark_failed, mark_sent, queue_committed
 
 runner = CliRunner(env={"COLUMNS": "200"})  # a wide terminal: rows on one line each
+
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command's console is made at import with the width it found then (80 in a
+    pytest-xdist worker, which sets COLUMNS), so it is widened here as well."""
+    monkeypatch.setattr(command.console, "width", 200)
 
 
 def message(recipient: str) -> OutgoingMessage:

@@ -26,7 +26,7 @@ from doormail.dkimkey import TxtLookup, lookup_txt
 from doormail.eventlog import EventLog
 from doormail.events import Access, Event
 from doormail.metrics import Metrics
-from doormail.outbox import Admin, Queue
+from doormail.outbox import FINISHED, Admin, Queue
 from doormail.outbox.server import ServerWatch
 from doormail.pipeline.commit import Committer
 from doormail.pipeline.digest import Digests
@@ -37,6 +37,7 @@ from doormail.sources.mqtt import MqttSource
 from doormail.store import datafolder, open_engine
 from doormail.store.engine import sqlite_url
 from doormail.store.leases import Leases, SourceStates
+from doormail.store.retention import Retention
 from doormail.store.settings_store import SettingsStore
 from doormail.users.store import UserStore
 
@@ -84,6 +85,7 @@ class Service:
     devices: DeviceStore
     intercoms: Intercoms
     mqtt: MqttSource
+    retention: Retention
     runners: tuple[Runner, ...]
     events: EventLog
     # How GET /api/dkim/check reads DNS (a test hands in its own zone).
@@ -150,6 +152,7 @@ def build_service(
     )
     submit.to = intake.submit
     mqtt = MqttSource(load_settings=settings.load, submit=submit, leases=leases, metrics=metrics)
+    retention = Retention(engine, lambda: settings.load().storage, FINISHED)
     return Service(
         paths=paths,
         engine=engine,
@@ -170,7 +173,10 @@ def build_service(
         devices=devices,
         intercoms=intercoms,
         mqtt=mqtt,
-        runners=(worker.run, camera.run, digests.run, intercoms.run, mqtt.run, cameras.run),
+        retention=retention,
+        runners=(
+            worker.run, camera.run, digests.run, intercoms.run, mqtt.run, cameras.run, retention.run
+        ),
     )
 
 

@@ -625,5 +625,49 @@ def _more(next_page: str | None, limit: int) -> None:
         console.print(f"[dim]only the first {limit} are shown (--limit)[/dim]")
 
 
+@cli.command("backup")
+def backup_command(
+    file: Annotated[Path, typer.Argument(help="where the copy goes (an SQLite database file)")],
+    data: DataOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """A consistent copy of the installation's database, taken while doormail runs (SQLite's
+    online backup; on PostgreSQL it shows the pg_dump command to use instead)."""
+    from doormail.store.backup import BackupError, backup
+
+    paths = Paths.resolve(data, database)
+    try:
+        pages = backup(paths.database_url, file)
+    except BackupError as error:
+        raise _fail(escape(str(error))) from None
+    console.print(
+        f"backed up {escape(str(paths.data_dir.resolve()))} to {escape(str(file))}"
+        f" ({pages} pages); restore it with: doormail restore {escape(str(file))}"
+        " --data NEW_FOLDER",
+        soft_wrap=True,
+    )
+
+
+@cli.command("restore")
+def restore_command(
+    file: Annotated[Path, typer.Argument(help="a copy made by doormail backup")],
+    data: DataOption = None,
+) -> None:
+    """Put a copy made by `doormail backup` into an empty data folder (it is never written over
+    an installation's data)."""
+    from doormail.store.backup import BackupError, restore
+
+    paths = Paths.resolve(data)
+    try:
+        restored = restore(file, paths.data_dir)
+    except BackupError as error:
+        raise _fail(escape(str(error))) from None
+    console.print(
+        f"restored {escape(str(file))} into {escape(str(restored))}; start it with: doormail"
+        f" serve --data {escape(str(paths.data_dir))}",
+        soft_wrap=True,
+    )
+
+
 def main() -> None:
     cli()

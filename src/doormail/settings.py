@@ -624,6 +624,23 @@ class Sources(_Section):
     mqtt: Mqtt = Field(default_factory=Mqtt)
 
 
+class Storage(_Section):
+    keep_sent_days: int = Field(
+        30,
+        ge=1,
+        le=36500,
+        title="Keep Sent Mail (days)",
+        description="Sent, failed and expired mail older than this is deleted.",
+    )
+    keep_events_days: int = Field(
+        30,
+        ge=1,
+        le=36500,
+        title="Keep Events (days)",
+        description="Events older than this are deleted, with what came of them.",
+    )
+
+
 class Settings(_Section):
     """The whole configuration document of SPEC section 2."""
 
@@ -663,6 +680,7 @@ class Settings(_Section):
     limits: Limits = Field(default_factory=Limits)
     licensing: Licensing = Field(default_factory=Licensing)
     sources: Sources = Field(default_factory=Sources)
+    storage: Storage = Field(default_factory=Storage)
 
     @model_validator(mode="wrap")
     @classmethod

@@ -11,7 +11,6 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +22,6 @@ from doormail.metrics import Metrics
 from doormail.outbox import Admin, OutboxItem, Queue, RetryPolicy
 from doormail.outbox.server import ProbePolicy, ServerWatch
 from doormail.settings import Smtp
-from doormail.store import open_engine, upgrade
 from tests.conftest import free_port
 from tests.outbox.helpers import queue_committed, unique_mail
 from tests.scripted_smtp import Scripted
@@ -76,9 +74,8 @@ class Outbox:
 
 
 @pytest.fixture
-def outbox(tmp_path: Path) -> Outbox:
-    engine = open_engine(f"sqlite:///{tmp_path / 'outbox.sqlite3'}")
-    upgrade(engine)
+def outbox(engine: Engine) -> Outbox:
+    """On SQLite and on PostgreSQL (the `engine` fixture's parameter)."""
     metrics = Metrics()
     # Quick retries, so that a test sees several attempts in well under a second.
     policy = RetryPolicy(floor=0.1, ceiling=0.2, jitter=0)
@@ -494,3 +491,36 @@ async def test_rounds_look_for_overdue_mail_once_a_poll_interval_and_claim_once_
         assert await worker.drain() == 1
     # A batch shorter than the limit took everything due: no second claim to find none.
     assert calls == {"claim": 3, "expire_overdue": 1}
+
+
+async def test_an_outcome_the_database_could_not_take_for_a_moment_is_saved_once_it_is_back(
+    outbox: Outbox, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from doormail.delivery import worker as worker_module
+
+    monkeypatch.setattr(worker_module._Recorder, "RETRY_PAUSE", 0.05)
+    record = outbox.queue.record
+    failures = iter(
+        [OperationalError("UPDATE outbox", {}, Exception("server closed the connection"))]
+    )
+
+    def record_after_an_outage(*args: Any, **kwargs: Any) -> dict[str, str]:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(outbox.queue, "record", record_after_an_outage)
+    server.start()
+    worker = make_worker(outbox, smtp_to(server.port))
+    task = asyncio.create_task(worker.run())
+    try:
+        ids = await asyncio.to_thread(enqueue, outbox, worker)
+        [item] = await settled(outbox, ids, is_final, within=5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert (item.status, item.attempts) == ("sent", 1), "sent once, and recorded as sent"
+    assert len(server.handler.received) == 1

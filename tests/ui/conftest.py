@@ -81,3 +81,10 @@ def page(context: BrowserContext, served: RunningService) -> Page:
     opened = context.new_page()
     log_in(opened, served.url)
     return opened
+
+
+@pytest.fixture
+def database() -> None:
+    """The browser tests drive a `doormail serve` on SQLite: what they check is the pages; the
+    store under them is run on both databases by the API and store tests."""
+    return None

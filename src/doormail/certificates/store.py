@@ -1,5 +1,6 @@
 """The certificate slots kept in the `certificates` table, and the TLS contexts built from them
-for the SMTP connection. Reading and making the PEM text itself is `certificates.pem`'s,
+for the SMTP connection (built again when any process changed a slot: the `certificates`
+change counter). Reading and making the PEM text itself is `certificates.pem`'s,
 imported only when a slot is shown, changed or first made."""
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from doormail.certificates.slots import (
 )
 from doormail.settings import Smtp
 from doormail.store import reading, tables
+from doormail.store.changes import ChangeWatch, mark_changed
+
+TOPIC = "certificates"
 
 
 class Certificates:
@@ -34,6 +38,7 @@ class Certificates:
         self._tls_dir = data_dir / "tls"
         self._lock = threading.Lock()
         self._contexts: dict[tuple[bool, str, str], ssl.SSLContext] = {}
+        self._changes = ChangeWatch(engine, TOPIC)
 
     # -- slots -----------------------------------------------------------------------------
 
@@ -75,6 +80,7 @@ class Certificates:
             connection.execute(
                 delete(tables.certificates).where(tables.certificates.c.slot == slot)
             )
+            mark_changed(connection, TOPIC)
         self._forget()
         return CertificateInfo(slot=slot, empty=True)
 
@@ -109,13 +115,17 @@ class Certificates:
 
     def tls_context(self, smtp: Smtp) -> ssl.SSLContext:
         """The client context for `smtp`: verification per `verify_certificate` and `ca`, and the
-        client certificate of `certificate`. Built once per combination until a slot changes."""
+        client certificate of `certificate`. Built once per combination until a slot changes,
+        here or in another process sharing the database."""
         key = (
             smtp.verify_certificate,
             smtp.ca if smtp.verify_certificate else "",
             smtp.certificate,
         )
+        moved = self._changes.moved()
         with self._lock:
+            if moved:
+                self._contexts.clear()
             context = self._contexts.get(key)
             if context is None:
                 context = self._build(*key)
@@ -186,6 +196,7 @@ class Certificates:
                 ).rowcount
             if not changed:
                 connection.execute(insert(table).values(slot=slot, **values))
+            mark_changed(connection, TOPIC)
         self._forget()
 
     def _forget(self) -> None:

@@ -31,6 +31,7 @@ from doormail.dkimkey import DkimError
 from doormail.outbox import Claimed, Outcome, Queue
 from doormail.outbox.server import ServerWatch, waiting_text
 from doormail.settings import Smtp
+from doormail.store.failures import unavailable
 
 log = logging.getLogger("doormail.delivery")
 
@@ -72,6 +73,12 @@ class _Recorder:
     such wait (mail that shared a session failure) go several to a transaction, within
     `delay` seconds."""
 
+    # While the database is away for a moment (a restart, a failover), outcomes are kept and
+    # saved again this often, this many times: a mail the server took is then not sent again
+    # once its lease runs out.
+    RETRY_PAUSE = 1.0
+    RETRIES = 10
+
     def __init__(self, outbox: Queue, owner: str, *, batch: int = 64, delay: float = 0.01) -> None:
         self._outbox = outbox
         self._owner = owner
@@ -89,6 +96,7 @@ class _Recorder:
             self._task = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
+        retries = 0
         while self._pending:
             if not self._enough.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -97,10 +105,17 @@ class _Recorder:
             self._enough.clear()
             try:
                 await asyncio.to_thread(self._outbox.record, batch, owner=self._owner)
-            except Exception:
+            except Exception as error:
+                if unavailable(error) is not None and retries < self.RETRIES:
+                    retries += 1
+                    self._pending[:0] = batch
+                    log.warning("the database is unavailable; saving %d outcomes again", len(batch))
+                    await asyncio.sleep(self.RETRY_PAUSE)
+                    continue
                 # The mail stays `sending`; when the lease runs out it is claimed and sent again
                 # (a duplicate is better than a loss).
                 log.exception("could not record the outcome of %d mails", len(batch))
+            retries = 0
 
     def unsaved(self) -> Awaitable[None] | None:
         """None when every outcome so far is saved; else what to await until they are."""

@@ -8,10 +8,11 @@ stores and hands out mail; it never speaks SMTP."""
 from doormail.outbox.admin import Admin, InvalidQuery, NotRetryable, Page, UnknownMessage
 from doormail.outbox.items import OutboxError, OutboxItem
 from doormail.outbox.queue import DIGEST_KINDS, Claimed, HeldMail, Hold, Queue
-from doormail.outbox.transitions import STATUSES, Outcome, RetryPolicy, Status
+from doormail.outbox.transitions import FINISHED, STATUSES, Outcome, RetryPolicy, Status
 
 __all__ = [
     "DIGEST_KINDS",
+    "FINISHED",
     "STATUSES",
     "Admin",
     "Claimed",

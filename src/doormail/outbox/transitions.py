@@ -15,6 +15,8 @@ Status = Literal["queued", "sending", "sent", "failed", "expired", "held"]
 STATUSES: tuple[Status, ...] = ("queued", "sending", "sent", "failed", "expired", "held")
 # The states a mail may be sent again from by hand.
 RETRYABLE: tuple[Status, ...] = ("failed", "expired")
+# The states nothing more happens in by itself: what retention deletes when old enough.
+FINISHED: tuple[Status, ...] = ("sent", *RETRYABLE)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """Where the configuration document lives: one row of the `settings` table. Changes are
-validated by `doormail.settings` before they get here and are written in one transaction."""
+validated by `doormail.settings` before they get here and are written in one transaction, which
+also raises the `settings` change counter: every process sharing the database reads that counter
+on each load and the document only when it moved."""
 
 from __future__ import annotations
 
@@ -13,35 +15,56 @@ from sqlalchemy import Engine, insert, select, update
 
 from doormail.settings import Settings, validate
 from doormail.store import tables
+from doormail.store.changes import counter, mark_changed
 from doormail.store.engine import reading
 
 _ROW = 1
 _DOCUMENT = select(tables.settings.c.document).where(tables.settings.c.id == _ROW)
+TOPIC = "settings"
+# How long loaded settings are used without looking at the counter: a change made through
+# another process applies within this (SPEC: within a second); one made here applies at once.
+CHECK_EVERY = 0.5
 
 
 class SettingsStore:
     """Loads and saves the whole Settings document. Every event reads the settings, and another
-    process may have changed them: each load reads the stored document, and validates it again
-    only when it is not the one validated last (the Settings returned are then the same object:
-    treat them as a value, as the settings functions do)."""
+    process may have changed them: a load reads the change counter (at most every CHECK_EVERY
+    seconds), and the document (to validate it again) only when the counter moved (the Settings
+    returned are otherwise the same object: treat them as a value, as the settings functions
+    do)."""
 
     def __init__(self, engine: Engine, *, on_smtp_change: Callable[[], None] | None = None) -> None:
         self._engine = engine
         # Called after a save that changed smtp.* (SPEC 8: queued mail is then due at once).
         self._on_smtp_change = on_smtp_change
         self._lock = threading.Lock()
-        self._last: tuple[str | None, Settings] = (None, Settings())
+        self._last: tuple[int | None, Settings] = (None, Settings())
+        self._checked_at = -CHECK_EVERY
+        # Raised by each save here: a load that began before it keeps what it read to itself.
+        self._saves = 0
 
     def load(self) -> Settings:
-        with reading(self._engine) as connection:
-            document = connection.execute(_DOCUMENT).scalar()
+        now = time.monotonic()
         with self._lock:
-            last_document, last = self._last
-        if document == last_document:
-            return last
+            if self._last[0] is not None and now - self._checked_at < CHECK_EVERY:
+                return self._last[1]
+            saves = self._saves
+        with reading(self._engine) as connection:
+            seen = counter(connection, TOPIC)
+            with self._lock:
+                last_seen, last = self._last
+            if seen == last_seen:
+                with self._lock:
+                    if saves == self._saves:
+                        self._checked_at = now
+                return last
+            # Read after the counter: a change committed in between moves the counter again.
+            document = connection.execute(_DOCUMENT).scalar()
         settings = Settings() if document is None else validate(json.loads(document), stored=True)
         with self._lock:
-            self._last = (document, settings)
+            if saves == self._saves:
+                self._last = (seen, settings)
+                self._checked_at = now
         return settings
 
     def saved(self) -> bool:
@@ -63,6 +86,10 @@ class SettingsStore:
                 connection.execute(
                     insert(tables.settings).values(id=_ROW, document=document, updated_at=now)
                 )
+            mark_changed(connection, TOPIC)
+        with self._lock:  # the next load here reads what was just saved
+            self._last = (None, self._last[1])
+            self._saves += 1
         if self._on_smtp_change is not None and _smtp_of(before) != _smtp_of(document):
             self._on_smtp_change()
 

@@ -2,6 +2,7 @@
 PostgreSQL, and cheap to compare in the outbox's claim query."""
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Float,
     ForeignKey,
@@ -96,6 +97,8 @@ events = Table(
     # How many mails it queued (0: its answer gives the reason).
     Column("mails", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_events_at", "at", "id"),
+    # Retention deletes the oldest events in small batches (storage.keep_events_days).
+    Index("ix_events_received", "received_at"),
 )
 
 # Calls still ringing: a call's snapshots span from its ringing to its end, and the ringing and
@@ -157,6 +160,9 @@ bursts = Table(
     Column("device", String(256), primary_key=True),
     Column("hold_group", String(512), nullable=False),
     Column("first_at", Float, nullable=False),
+    # The listing by state, newest first, and retention's oldest finished mail, read a few rows
+    # of this index however many sent rows there are.
+    Index("ix_outbox_status_created", "status", "created_at"),
 )
 
 # The exact bytes of each outbox message, apart from its state: claiming and recording an
@@ -209,4 +215,14 @@ source_leases = Table(
     Column("source", String(128), primary_key=True),
     Column("holder", String(128), nullable=False),
     Column("expires_at", Float, nullable=False),
+)
+
+# One counter per kind of state every process shares (settings, certificates, users), raised in
+# the transaction that changes it: another process reads the counter, not the state, to see that
+# what it keeps (the validated settings, TLS contexts) must be read again.
+changes = Table(
+    "changes",
+    metadata,
+    Column("topic", String(32), primary_key=True),
+    Column("counter", BigInteger, nullable=False, default=0, server_default="0"),
 )

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route, compile_path
 
 from doormail.settings import SettingsError
+from doormail.store.failures import DATABASE_ERRORS, cause, unavailable
 
 log = logging.getLogger("doormail.web")
 
@@ -27,6 +28,7 @@ CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "too_large",
+    503: "unavailable",
     415: "unsupported_media_type",
     422: "validation",
     429: "too_many_requests",
@@ -118,6 +120,18 @@ def install(app: FastAPI) -> None:
         if status == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
         return error_response(status, CODES.get(status, "http"), str(error.detail), headers=headers)
+
+    async def _database_error(request: Request, error: Exception) -> JSONResponse:
+        message = unavailable(error)
+        if message is None:
+            return await _unexpected(request, error)
+        # A passing state of the database (disk full, server restarting): one line in the log
+        # without a stack trace, and an answer that tells callers to try again.
+        log.warning("%s %s: %s (%s)", request.method, request.url.path, message, cause(error))
+        return error_response(503, "unavailable", message, headers={"Retry-After": "5"})
+
+    for database_error in DATABASE_ERRORS:
+        app.add_exception_handler(database_error, _database_error)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -283,6 +283,7 @@ DEVICE = _tab(
         ),
         collapsed=True,
     ),
+    Group("Storage", _fields("storage.keep_sent_days", "storage.keep_events_days")),
 )
 
 SETTINGS_TABS: dict[str, Tab] = {
