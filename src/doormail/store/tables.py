@@ -142,6 +142,9 @@ outbox = Table(
     Index("ix_outbox_recipient_created", "recipient", "created_at"),
     Index("ix_outbox_hold_group", "hold_group"),
     Index("ix_outbox_digest", "digest_id"),
+    # The listing by state, newest first, and retention's oldest finished mail, read a few rows
+    # of this index however many sent rows there are.
+    Index("ix_outbox_status_created", "status", "created_at"),
 )
 
 # Denied accesses at each device over the last minutes (flood control's access_denied_burst),
@@ -160,9 +163,6 @@ bursts = Table(
     Column("device", String(256), primary_key=True),
     Column("hold_group", String(512), nullable=False),
     Column("first_at", Float, nullable=False),
-    # The listing by state, newest first, and retention's oldest finished mail, read a few rows
-    # of this index however many sent rows there are.
-    Index("ix_outbox_status_created", "status", "created_at"),
 )
 
 # The exact bytes of each outbox message, apart from its state: claiming and recording an
@@ -189,6 +189,8 @@ smtp_server = Table(
     Column("next_probe_at", Float),
     Column("updated_at", Float, nullable=False),
 )
+
+
 # The devices of SPEC 11, each one JSON document (validated by doormail.devices.model).
 devices = Table(
     "devices",
