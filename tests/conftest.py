@@ -349,6 +349,13 @@ def database(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
+def installation(data_dir: Path, database: str | None) -> list[str]:
+    """The command line's words for the installation `service` runs on: its data folder, and
+    its PostgreSQL database in that run of a test."""
+    return ["--data", str(data_dir)] + ([] if database is None else ["--database", database])
+
+
+@pytest.fixture
 def engine(database: str | None, tmp_path: Path) -> Iterator[Engine]:
     """An empty, migrated database: SQLite in a temporary folder, or PostgreSQL."""
     if database is None:

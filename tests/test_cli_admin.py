@@ -21,43 +21,43 @@ def accounts_of(data: Path) -> Service:
 
 
 def test_admin_password_generated_is_printed_on_a_line_of_its_own_and_works(
-    service: Service, data_dir: Path
+    service: Service, installation: list[str]
 ) -> None:
     epoch = service.accounts.session_epoch(ADMIN)
-    result = runner.invoke(cli, ["admin", "password", "--generate", "--data", str(data_dir)])
+    result = runner.invoke(cli, ["admin", "password", "--generate", *installation])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     password = lines[lines.index("The admin's new password, shown only this once:") + 1]
     assert len(password) == 16
-    accounts = accounts_of(data_dir).accounts
+    accounts = service.accounts
     assert accounts.check_password(ADMIN, password)
     assert not accounts.check_password(ADMIN, ADMIN_PASSWORD)
     assert accounts.session_epoch(ADMIN) != epoch  # every session ended
 
 
-def test_admin_password_typed_twice_is_set(service: Service, data_dir: Path) -> None:
+def test_admin_password_typed_twice_is_set(service: Service, installation: list[str]) -> None:
     typed = "a new long password\na new long password\n"
-    result = runner.invoke(cli, ["admin", "password", "--data", str(data_dir)], input=typed)
+    result = runner.invoke(cli, ["admin", "password", *installation], input=typed)
     assert result.exit_code == 0, result.output
     assert "The admin password was changed." in result.stdout
     assert "a new long password" not in result.stdout
-    assert accounts_of(data_dir).accounts.check_password(ADMIN, "a new long password")
+    assert service.accounts.check_password(ADMIN, "a new long password")
 
 
-def test_admin_password_typed_empty_generates_one(service: Service, data_dir: Path) -> None:
-    result = runner.invoke(cli, ["admin", "password", "--data", str(data_dir)], input="\n\n")
+def test_admin_password_typed_empty_generates_one(service: Service, installation: list[str]) -> None:
+    result = runner.invoke(cli, ["admin", "password", *installation], input="\n\n")
     assert result.exit_code == 0, result.output
     password = result.stdout.splitlines()[-2]
-    assert accounts_of(data_dir).accounts.check_password(ADMIN, password)
+    assert service.accounts.check_password(ADMIN, password)
 
 
 def test_admin_password_too_short_is_refused_and_the_old_one_stays(
-    service: Service, data_dir: Path
+    service: Service, installation: list[str]
 ) -> None:
-    result = runner.invoke(cli, ["admin", "password", "--data", str(data_dir)], input="abc\nabc\n")
+    result = runner.invoke(cli, ["admin", "password", *installation], input="abc\nabc\n")
     assert result.exit_code == 1
     assert "at least 8 characters" in result.stderr
-    assert accounts_of(data_dir).accounts.check_password(ADMIN, ADMIN_PASSWORD)
+    assert service.accounts.check_password(ADMIN, ADMIN_PASSWORD)
 
 
 def test_admin_password_without_an_installation_creates_nothing(tmp_path: Path) -> None:

@@ -139,7 +139,7 @@ async def test_events_published_while_doormail_is_stopped_arrive_when_it_is_back
     await stopped(task)
     await forget_session(prefix)
     subjects = [item.subject for item in service.outbox.page(limit=10).items]
-    assert subjects == ["door-1: tamper switch activated"] * 3
+    assert subjects == ["Tamper switch activated at door-1"] * 3
 
 
 async def test_garbage_is_counted_and_the_next_good_event_still_mails(

@@ -44,12 +44,12 @@ def test_a_csv_import_reports_numbers_on_several_users(api: TestClient) -> None:
 
 
 def test_users_import_on_the_command_line_warns_of_a_shared_number(
-    service: Service, data_dir: Path, tmp_path: Path
+    service: Service, installation: list[str], tmp_path: Path
 ) -> None:
     service.users.create(User(id="u-alice", name="Alice Novak", numbers=("101",)))
     file = tmp_path / "users.csv"
     file.write_text(HEADER + "u-bob,Bob Novak,,101,,,\n")
-    result = CliRunner().invoke(cli, ["users", "import", str(file), "--data", str(data_dir)])
+    result = CliRunner().invoke(cli, ["users", "import", str(file), *installation])
     assert result.exit_code == 0, result.output
     assert f"warning: {SHARED}" in " ".join(result.stderr.split())
 

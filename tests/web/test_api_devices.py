@@ -62,7 +62,7 @@ def test_an_event_naming_a_device_uses_its_name(api: TestClient, configured: Ser
     reply = api.post("/api/events", json={**DEVICE_EVENT, "device": "front-door"})
     assert reply.status_code == 202, reply.text
     items = configured.outbox.page(limit=10).items
-    assert [item.subject for item in items] == ["Front door: tamper switch activated"]
+    assert [item.subject for item in items] == ["Tamper switch activated at Front door"]
 
 
 def test_an_event_naming_an_unknown_device_is_refused_when_devices_exist(
@@ -120,14 +120,15 @@ def test_an_event_of_a_device_is_dated_in_its_time_zone(
     api.patch(
         "/api/config",
         json={
+            "device": {"timezone": "UTC", "datetime_format": "%Y-%m-%d %H:%M:%S %Z"},
             "email_on_event": {
                 "to": "desk@example.com",
                 "tamper": {"enabled": True, "subject": "$DeviceName$ $DateTime$"},
-            }
+            },
         },
     )
     assert api.post("/api/devices", json=FRONT).status_code == 201
     api.post("/api/events", json={**DEVICE_EVENT, "device": "front-door"})
     api.post("/api/events", json={**DEVICE_EVENT, "id": "unnamed"})
     subjects = sorted(item.subject for item in configured.outbox.page(limit=10).items)
-    assert subjects == ["Front door 2025-05-01 10:00:00", "Front door 2025-05-01 12:00:00"]
+    assert subjects == ["Front door 2025-05-01 10:00:00 UTC", "Front door 2025-05-01 12:00:00 CEST"]

@@ -10,7 +10,6 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -140,13 +139,13 @@ def test_a_change_of_the_smtp_settings_makes_queued_mail_due(
     assert max(next_attempts(service, ids)) <= time.time()
 
 
-def test_doormail_outbox_retry_all(service: Service, data_dir: Path) -> None:
+def test_doormail_outbox_retry_all(service: Service, installation: list[str]) -> None:
     ids = deferred(service, 2)
-    result = CliRunner().invoke(cli, ["outbox", "retry", "--all", "--data", str(data_dir)])
+    result = CliRunner().invoke(cli, ["outbox", "retry", "--all", *installation])
     assert result.exit_code == 0, result.output
     assert "2 queued mail(s) are due now" in result.output
     assert max(next_attempts(service, ids)) <= time.time()
-    refused = CliRunner().invoke(cli, ["outbox", "retry", "--data", str(data_dir)])
+    refused = CliRunner().invoke(cli, ["outbox", "retry", *installation])
     assert refused.exit_code == 1
 
 
@@ -155,10 +154,10 @@ def test_retry_all_needs_authentication(anonymous: TestClient) -> None:
 
 
 def test_doormail_outbox_says_the_server_is_unreachable_under_the_table(
-    service: Service, data_dir: Path
+    service: Service, installation: list[str]
 ) -> None:
     queue(service, 2)
-    arguments = ["outbox", "--data", str(data_dir)]
+    arguments = ["outbox", *installation]
     assert "SMTP server unreachable" not in CliRunner().invoke(cli, arguments).output
     service.server.unreachable(REFUSED, HINT)
     result = CliRunner().invoke(cli, arguments)
