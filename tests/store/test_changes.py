@@ -14,7 +14,7 @@ from sqlalchemy import event
 from doormail.app import Service, build_service
 from doormail.certificates import pem
 from doormail.settings import Smtp, apply_patch
-from doormail.store.settings_store import CHECK_EVERY
+from doormail.store.changes import CHECK_EVERY
 from doormail.users.model import User
 
 
@@ -88,5 +88,23 @@ def test_a_user_added_through_one_process_is_found_by_the_other(
 ) -> None:
     assert other.users.by_number("202") is None
     service.users.create(User(id="u-bob", name="Bob", email="bob@example.com", numbers=("202",)))
-    found = other.users.by_number("202")
-    assert found is not None and found.name == "Bob"
+    assert service.users.by_number("202") is not None, "at once in the process that added it"
+
+    def found() -> bool:
+        user = other.users.by_number("202")
+        return user is not None and user.name == "Bob"
+
+    assert _within_a_second(found)
+
+
+def test_an_unchanged_users_list_is_not_read_again_only_its_counter(
+    service: Service, other: Service
+) -> None:
+    service.users.create(User(id="u-bob", name="Bob", email="bob@example.com", numbers=("202",)))
+    assert other.users.by_number("202") is not None
+    statements = _statements(other)
+    time.sleep(CHECK_EVERY)
+    assert other.users.by_card("DEADBEEF01") is None
+    assert other.users.by_number("202") is not None, "and not even the counter again at once"
+    reads = [s for s in statements if s.lstrip().startswith("SELECT")]
+    assert len(reads) == 1 and "changes.counter" in reads[0], statements

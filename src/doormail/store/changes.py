@@ -15,6 +15,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from doormail.store.engine import reading
 from doormail.store.tables import changes
 
+# How long what a process built from shared state is used without looking at its counter: a
+# change made through another process applies within this (SPEC: within a second); one made
+# through this process applies at once.
+CHECK_EVERY = 0.5
+
 _COUNTER = select(changes.c.counter).where(changes.c.topic == bindparam("topic"))
 
 

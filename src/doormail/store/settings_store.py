@@ -15,15 +15,12 @@ from sqlalchemy import Engine, insert, select, update
 
 from doormail.settings import Settings, validate
 from doormail.store import tables
-from doormail.store.changes import counter, mark_changed
+from doormail.store.changes import CHECK_EVERY, counter, mark_changed
 from doormail.store.engine import reading
 
 _ROW = 1
 _DOCUMENT = select(tables.settings.c.document).where(tables.settings.c.id == _ROW)
 TOPIC = "settings"
-# How long loaded settings are used without looking at the counter: a change made through
-# another process applies within this (SPEC: within a second); one made here applies at once.
-CHECK_EVERY = 0.5
 
 
 class SettingsStore:

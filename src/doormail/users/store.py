@@ -5,6 +5,7 @@ reads and writes it). It does not decide who gets mail; `rules` does."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,9 +16,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
-    Row,
-    Select,
-    bindparam,
     delete,
     func,
     insert,
@@ -28,20 +26,21 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from doormail.store import reading, tables
+from doormail.store.changes import CHECK_EVERY, counter, mark_changed
 from doormail.users.csv import parse_csv, to_csv
+from doormail.users.index import UsersIndex
 from doormail.users.model import (
     LIST_FIELDS,
-    WIEGAND_MIN,
     DuplicateUser,
-    IdentifierKind,
     User,
     UserLookup,
     card_suffix,
-    cards_match,
     shared_number_warning,
 )
 
 _BATCH = 500
+# The change counter of the users list (store/changes.py).
+TOPIC = "users"
 
 
 @dataclass(frozen=True)
@@ -55,91 +54,44 @@ _users = tables.users.c
 _ids = tables.user_identifiers.c
 
 
-def _user_where(condition: ColumnElement[bool]) -> Select[Any]:
-    """A user's row once per identifier (once with none when it has none), by kind and
-    position: one statement for a whole user."""
-    joined = tables.users.outerjoin(tables.user_identifiers, _ids.user_id == _users.id)
-    return (
-        select(_users.id, _users.name, _users.email, _ids.kind, _ids.value)
-        .select_from(joined)
-        .where(condition)
-        .order_by(_ids.kind, _ids.position)
-    )
-
-
-# Built once: an event asks these every time, and building a statement costs more than running it.
-_BY_ID = _user_where(_users.id == bindparam("user_id"))
-_HOLDER = (
-    select(_ids.user_id)
-    .where(_ids.kind == bindparam("kind"), _ids.value == bindparam("value"))
-    .order_by(_ids.user_id)
-    .limit(1)
-)
-_BY_VALUE = _user_where(_users.id == _HOLDER.scalar_subquery())
-_CARDS = select(_ids.user_id, _ids.value).where(_ids.kind == "card").order_by(_ids.user_id)
-_CARDS_BY_VALUE = _CARDS.where(_ids.value == bindparam("key"))
-_CARDS_BY_SUFFIX = _CARDS.where(_ids.suffix == bindparam("key"))
-
-
-class _Reader:
-    """Look-ups on one open connection, so that one event's questions cost one connection."""
-
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-
-    def by_id(self, user_id: str) -> User | None:
-        return _user(self._connection.execute(_BY_ID, {"user_id": user_id}))
-
-    def by_number(self, number: str) -> User | None:
-        return self._by_value("number", number.strip())
-
-    def by_bluetooth(self, bluetooth_id: str) -> User | None:
-        return self._by_value("bluetooth", bluetooth_id.strip())
-
-    def by_fingerprint(self, fingerprint_id: str) -> User | None:
-        return self._by_value("fingerprint", fingerprint_id.strip())
-
-    def by_card(self, card_id: str) -> User | None:
-        card = card_id.strip().upper()
-        if not card:
-            return None
-        if len(card) < WIEGAND_MIN:
-            rows = self._connection.execute(_CARDS_BY_VALUE, {"key": card}).all()
-        else:
-            rows = self._connection.execute(_CARDS_BY_SUFFIX, {"key": card_suffix(card)}).all()
-        exact = [row.user_id for row in rows if row.value == card]
-        tails = [row.user_id for row in rows if cards_match(row.value, card)]
-        found = exact or tails
-        return self.by_id(found[0]) if found else None
-
-    def _by_value(self, kind: IdentifierKind, value: str) -> User | None:
-        return _user(self._connection.execute(_BY_VALUE, {"kind": kind, "value": value}))
-
-
-def _user(rows: Iterable[Row[Any]]) -> User | None:
-    """The user of `_user_where`'s rows, or None when there are none."""
-    data: dict[str, Any] = {}
-    for row in rows:
-        if not data:
-            data = {"id": row.id, "name": row.name, "email": row.email}
-        if row.kind is not None:
-            field = LIST_FIELDS[row.kind]
-            data[field] = (*data.get(field, ()), row.value)
-    # Stored users were validated on the way in.
-    return User.model_construct(**data) if data else None
-
-
 class UserStore:
     """The users list in the `users` and `user_identifiers` tables."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._lock = threading.Lock()
+        # The whole list in memory, the change counter it was built at, when that counter was
+        # last looked at, and whether this process changed the list since.
+        self._index: UsersIndex | None = None
+        self._built_at = -1
+        self._checked_at = -CHECK_EVERY
+        self._changed_here = False
 
     @contextmanager
     def reader(self) -> Iterator[UserLookup]:
-        """A UserLookup on one connection, for the look-ups of one event."""
-        with reading(self._engine) as connection:
-            yield _Reader(connection)
+        """A UserLookup for the look-ups of one event: the list in memory, built again when it
+        changed (here at once; through another process within CHECK_EVERY seconds)."""
+        yield self._current()
+
+    def _current(self) -> UsersIndex:
+        with self._lock:
+            now = time.monotonic()
+            fresh = now - self._checked_at < CHECK_EVERY and not self._changed_here
+            if self._index is not None and fresh:
+                return self._index
+            self._changed_here = False
+            with reading(self._engine) as connection:
+                seen = counter(connection, TOPIC)
+                if self._index is None or seen != self._built_at:
+                    self._index = UsersIndex(_load_all(connection))
+                    self._built_at = seen
+            self._checked_at = now
+            return self._index
+
+    def _changed(self, connection: Connection) -> None:
+        """Count a change of the list in the writing transaction, for every process."""
+        mark_changed(connection, TOPIC)
+        self._changed_here = True
 
     def by_id(self, user_id: str) -> User | None:
         with self.reader() as users:
@@ -168,6 +120,7 @@ class UserStore:
                 if _exists(connection, user.id):
                     raise DuplicateUser("id", f"a user with id {user.id!r} exists")
                 _insert(connection, [user])
+                self._changed(connection)
         except IntegrityError:
             raise DuplicateUser("id", f"a user with id {user.id!r} exists") from None
         return user
@@ -179,11 +132,14 @@ class UserStore:
                 return False
             _delete(connection, [user.id])
             _insert(connection, [user])
+            self._changed(connection)
         return True
 
     def delete(self, user_id: str) -> bool:
         with self._engine.begin() as connection:
-            return _delete(connection, [user_id]) > 0
+            deleted = _delete(connection, [user_id]) > 0
+            self._changed(connection)
+        return deleted
 
     def count(self) -> int:
         with reading(self._engine) as connection:
@@ -227,6 +183,7 @@ class UserStore:
             else:
                 _delete(connection, [user.id for user in users])
             _insert(connection, users)
+            self._changed(connection)
         return len(users)
 
     def import_csv(self, text: str, *, replace_all: bool = False) -> list[User]:
@@ -320,6 +277,25 @@ def _insert(connection: Connection, users: Sequence[User]) -> None:
     ]
     if rows:
         connection.execute(insert(tables.user_identifiers), rows)
+
+
+def _load_all(connection: Connection) -> list[User]:
+    """Every user, in two statements whatever the list's length."""
+    users = tables.users.c
+    ids = tables.user_identifiers.c
+    found: dict[str, dict[str, Any]] = {
+        row.id: {"id": row.id, "name": row.name, "email": row.email}
+        for row in connection.execute(select(users.id, users.name, users.email))
+    }
+    identifiers = connection.execute(
+        select(ids.user_id, ids.kind, ids.value).order_by(ids.user_id, ids.kind, ids.position)
+    )
+    for row in identifiers:
+        field = LIST_FIELDS[row.kind]
+        held = found[row.user_id]
+        held[field] = (*held.get(field, ()), row.value)
+    # Stored users were validated on the way in.
+    return [User.model_construct(**user) for user in found.values()]
 
 
 def _load(connection: Connection, user_ids: Sequence[str]) -> list[User]:
