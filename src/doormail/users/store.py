@@ -65,33 +65,37 @@ class UserStore:
         self._index: UsersIndex | None = None
         self._built_at = -1
         self._checked_at = -CHECK_EVERY
-        self._changed_here = False
 
     @contextmanager
     def reader(self) -> Iterator[UserLookup]:
-        """A UserLookup for the look-ups of one event: the list in memory, built again when it
-        changed (here at once; through another process within CHECK_EVERY seconds)."""
+        """A UserLookup for the look-ups of one event: the list in memory. A change made here
+        has built it again before the change returned; one made through another process is
+        seen within CHECK_EVERY seconds."""
         yield self._current()
 
     def _current(self) -> UsersIndex:
         with self._lock:
-            now = time.monotonic()
-            fresh = now - self._checked_at < CHECK_EVERY and not self._changed_here
-            if self._index is not None and fresh:
-                return self._index
-            self._changed_here = False
-            with reading(self._engine) as connection:
-                seen = counter(connection, TOPIC)
-                if self._index is None or seen != self._built_at:
-                    self._index = UsersIndex(_load_all(connection))
-                    self._built_at = seen
-            self._checked_at = now
-            return self._index
+            index = self._index
+            if index is not None and time.monotonic() - self._checked_at < CHECK_EVERY:
+                return index
+        with reading(self._engine) as connection:
+            seen = counter(connection, TOPIC)
+        if index is not None and seen == self._built_at:
+            with self._lock:
+                self._checked_at = time.monotonic()
+            return index
+        return self._build()
 
-    def _changed(self, connection: Connection) -> None:
-        """Count a change of the list in the writing transaction, for every process."""
-        mark_changed(connection, TOPIC)
-        self._changed_here = True
+    def _build(self) -> UsersIndex:
+        """Read the whole list and keep it in memory, with the change counter it was read at."""
+        checked = time.monotonic()
+        with reading(self._engine) as connection:
+            seen = counter(connection, TOPIC)
+            index = UsersIndex(_load_all(connection))
+        with self._lock:
+            if seen >= self._built_at:
+                self._index, self._built_at, self._checked_at = index, seen, checked
+            return self._index or index
 
     def by_id(self, user_id: str) -> User | None:
         with self.reader() as users:
@@ -120,9 +124,10 @@ class UserStore:
                 if _exists(connection, user.id):
                     raise DuplicateUser("id", f"a user with id {user.id!r} exists")
                 _insert(connection, [user])
-                self._changed(connection)
+                mark_changed(connection, TOPIC)
         except IntegrityError:
             raise DuplicateUser("id", f"a user with id {user.id!r} exists") from None
+        self._build()
         return user
 
     def replace(self, user: User) -> bool:
@@ -132,13 +137,15 @@ class UserStore:
                 return False
             _delete(connection, [user.id])
             _insert(connection, [user])
-            self._changed(connection)
+            mark_changed(connection, TOPIC)
+        self._build()
         return True
 
     def delete(self, user_id: str) -> bool:
         with self._engine.begin() as connection:
             deleted = _delete(connection, [user_id]) > 0
-            self._changed(connection)
+            mark_changed(connection, TOPIC)
+        self._build()
         return deleted
 
     def count(self) -> int:
@@ -183,7 +190,8 @@ class UserStore:
             else:
                 _delete(connection, [user.id for user in users])
             _insert(connection, users)
-            self._changed(connection)
+            mark_changed(connection, TOPIC)
+        self._build()
         return len(users)
 
     def import_csv(self, text: str, *, replace_all: bool = False) -> list[User]:
