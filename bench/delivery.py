@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -74,9 +75,13 @@ def queued_service(folder: Path, count: int) -> Service:
     return service
 
 
-def worker_rate(count: int) -> float:
+def worker_rate(count: int, settings: dict[str, Any] | None = None) -> float:
+    """Mails a second of the worker draining `count` queued mails, with `settings` patched in
+    after they were queued (as the worker reads them when it sends)."""
     with tempfile.TemporaryDirectory(prefix="doormail-bench-") as folder:
         service = queued_service(Path(folder), count)
+        if settings is not None:
+            service.settings.save(apply_patch(service.settings.load(), settings))
         started = time.perf_counter()
         attempted = asyncio.run(service.worker.drain())
         elapsed = time.perf_counter() - started

@@ -5,34 +5,18 @@ signed right before it is sent, as in service."""
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
-import time
-from pathlib import Path
-
-from bench.delivery import MAILS, queued_service, sink
+from bench.delivery import MAILS, sink, worker_rate
 from doormail import dkimkey
-from doormail.settings import apply_patch
 
 ROUNDS = 2
 
 
 def signed_rate(count: int, algorithm: dkimkey.Algorithm | None) -> float:
-    with tempfile.TemporaryDirectory(prefix="doormail-bench-") as folder:
-        service = queued_service(Path(folder), count)
-        if algorithm is not None:
-            dkim = {"enabled": True, "domain": "example.org", "selector": "bench",
-                    "private_key": dkimkey.generate(algorithm)}
-            patch = {"smtp": {"dkim": dkim}}
-            service.settings.save(apply_patch(service.settings.load(), patch))
-        started = time.perf_counter()
-        attempted = asyncio.run(service.worker.drain())
-        elapsed = time.perf_counter() - started
-        sent = service.outbox.counts()["sent"]
-        service.engine.dispose()
-    if attempted != count or sent != count:
-        raise RuntimeError(f"the worker sent {sent} of {count} mails ({attempted} attempted)")
-    return count / elapsed
+    if algorithm is None:
+        return worker_rate(count)
+    dkim = {"enabled": True, "domain": "example.org", "selector": "bench",
+            "private_key": dkimkey.generate(algorithm)}
+    return worker_rate(count, {"smtp": {"dkim": dkim}})
 
 
 def run() -> list[tuple[str, float, str]]:

@@ -98,8 +98,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(data: Path) -> Iterator[str]:
-    """A `doormail serve` on a free port, its base URL while the block runs."""
+def serving(data: Path) -> Iterator[tuple[str, int]]:
+    """A `doormail serve` on a free port: its base URL and process id while the block runs."""
     port = free_port()
     env = {**os.environ, "DOORMAIL_ADMIN_PASSWORD": PASSWORD}
     command = [sys.executable, "-m", "doormail", "serve", "--data", str(data)]
@@ -118,10 +118,10 @@ def serving(data: Path) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("doormail serve did not start") from None
                 time.sleep(0.1)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
-        process.wait(10)
+        process.wait(30)
 
 
 def prepare(client: httpx.Client, smtp_port: int, extra: dict[str, Any]) -> None:
@@ -195,7 +195,7 @@ def leg(extra: dict[str, Any], rang: float | None = None) -> Leg:
     with (
         arrivals_server() as (smtp_port, noted),
         tempfile.TemporaryDirectory(prefix="doormail-bench-") as folder,
-        serving(Path(folder) / "data") as base,
+        serving(Path(folder) / "data") as (base, _),
         httpx.Client(base_url=base, auth=("admin", PASSWORD), timeout=60) as client,
     ):
         prepare(client, smtp_port, extra)

@@ -9,7 +9,6 @@ and a real `doormail serve`, tamper events mailed to a timestamping SMTP server 
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import subprocess
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.event_latency import PASSWORD, arrivals_server, free_port, percentile, read_arrivals
+from bench.event_latency import PASSWORD, arrivals_server, percentile, read_arrivals, serving
 from tests.intercom2n.emulator import RemoteIntercom
 
 RATE = 20.0
@@ -48,33 +47,6 @@ def emulated(count: int) -> Iterator[list[tuple[str, str]]]:
     finally:
         process.terminate()
         process.wait(10)
-
-
-@contextmanager
-def serving(data: Path) -> Iterator[tuple[str, int]]:
-    """A `doormail serve` on a free port: its base URL and process id."""
-    port = free_port()
-    env = {**os.environ, "DOORMAIL_ADMIN_PASSWORD": PASSWORD}
-    command = [sys.executable, "-m", "doormail", "serve", "--data", str(data)]
-    command += ["--listen", f"127.0.0.1:{port}"]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("doormail serve did not start") from None
-                time.sleep(0.1)
-        yield base, process.pid
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def rss_mb(pid: int) -> float:
