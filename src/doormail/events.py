@@ -139,14 +139,8 @@ Event = Annotated[
 ]
 DeviceEvent = SipRegistrationLost | DeviceRebooted | TamperActivated
 _adapter: TypeAdapter[Event] = TypeAdapter(Event)
-MODELS: tuple[type[_Event], ...] = (
-    CallRinging,
-    CallEnded,
-    Access,
-    SipRegistrationLost,
-    DeviceRebooted,
-    TamperActivated,
-)
+# Every event model, in the order of the union above (help texts and the README list them so).
+MODELS: tuple[type[_Event], ...] = get_args(get_args(Event)[0])
 TYPES: tuple[str, ...] = tuple(
     get_args(model.model_fields["type"].annotation)[0] for model in MODELS
 )

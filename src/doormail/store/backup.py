@@ -34,15 +34,12 @@ def backup(database_url: str, target: Path) -> int:
         )
     target.unlink(missing_ok=True)
     create_private_file(target)
-    source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True)
     copy = sqlite3.connect(target)
     try:
-        _check_is_doormail(source, source_path)
-        source.backup(copy)
+        _copy_into(copy, source_path)
         pages = int(copy.execute("PRAGMA page_count").fetchone()[0])
     finally:
         copy.close()
-        source.close()
     target.chmod(FILE_MODE)
     return pages
 
@@ -60,11 +57,9 @@ def restore(source_path: Path, data_dir: Path) -> Path:
         )
     make_private(data_dir)
     create_private_file(target)
-    source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True)
     copy = sqlite3.connect(target)
     try:
-        _check_is_doormail(source, source_path)
-        source.backup(copy)
+        _copy_into(copy, source_path)
         if copy.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
             raise BackupError(f"{source_path} is damaged (its integrity check failed)")
         copy.execute("PRAGMA journal_mode=WAL")
@@ -72,8 +67,6 @@ def restore(source_path: Path, data_dir: Path) -> Path:
         copy.close()
         target.unlink(missing_ok=True)
         raise
-    finally:
-        source.close()
     copy.close()
     make_private(data_dir)
     return target
@@ -93,6 +86,17 @@ def pg_dump_advice(database_url: str, target: Path) -> str:
         f"doormail runs):\n  {shlex.join(command)}\nand put it back into a new, empty database "
         f"with\n  {shlex.join(restore_command)}"
     )
+
+
+def _copy_into(copy: sqlite3.Connection, source_path: Path) -> None:
+    """The doormail database at `source_path`, opened read-only, copied into `copy` with
+    SQLite's online backup (one consistent snapshot; writers do not wait for it)."""
+    source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True)
+    try:
+        _check_is_doormail(source, source_path)
+        source.backup(copy)
+    finally:
+        source.close()
 
 
 def _check_is_doormail(connection: sqlite3.Connection, path: Path) -> None:
