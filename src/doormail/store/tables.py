@@ -63,19 +63,17 @@ users = Table(
     Column("created_at", Float, nullable=False),
 )
 
-# Every number, card, Bluetooth ID and fingerprint ID of a user, one row each, so that an event
-# finds its user through an index. `suffix` holds the last 6 characters of a card for the Wiegand
-# rule (IDs of different lengths match on their common tail of at least 6 characters).
+# Every number, card, Bluetooth ID and fingerprint ID of a user, one row each, in the user's
+# order. An event's look-ups are answered from the list in memory (users/index.py, built from
+# these rows); the index by value serves the shared-number check.
 user_identifiers = Table(
     "user_identifiers",
     metadata,
     Column("user_id", String(128), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("value", String(256), nullable=False),
-    Column("suffix", String(16), nullable=False, default=""),
     Column("position", Integer, nullable=False, default=0),
     Index("ix_user_identifiers_kind_value", "kind", "value"),
-    Index("ix_user_identifiers_kind_suffix", "kind", "suffix"),
     Index("ix_user_identifiers_user", "user_id"),
 )
 

@@ -34,7 +34,6 @@ from doormail.users.model import (
     DuplicateUser,
     User,
     UserLookup,
-    card_suffix,
     shared_number_warning,
 )
 
@@ -277,7 +276,6 @@ def _insert(connection: Connection, users: Sequence[User]) -> None:
             "user_id": user.id,
             "kind": kind,
             "value": value,
-            "suffix": card_suffix(value) if kind == "card" else "",
             "position": position,
         }
         for user in users
