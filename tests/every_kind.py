@@ -78,8 +78,9 @@ def _make(api: TestClient, kind: str, to: str, pictures: dict[str, Any]) -> Made
     if kind.endswith("_call"):
         _patch(api, {"email_on_call": {"send": "any", "default_to": to, "snapshots": pictures}})
         answered = kind == "answered_call"
-        reply = _post(api, "/api/events", {"type": "call.ended", "called": "999",
-                                            "answered": answered})
+        reply = _post(
+            api, "/api/events", {"type": "call.ended", "called": "999", "answered": answered}
+        )
     elif kind.startswith(("valid_", "denied_")):
         reply = _access(api, kind, to, pictures)
     elif kind in DEVICE_EVENTS:
@@ -98,8 +99,12 @@ def _access(api: TestClient, kind: str, to: str, pictures: dict[str, Any]) -> di
     identifier = f"{IDENTIFIERS[auth_type]}{uuid.uuid4().hex[:6]}"
     _patch(api, {"email_on_access": {"send": "all", "default_to": to, "snapshots": pictures}})
     if valid == "valid":
-        user = {"id": f"u-{uuid.uuid4().hex[:8]}", "name": "Alice Novak", "email": to,
-                USER_FIELDS[auth_type]: [identifier]}
+        user = {
+            "id": f"u-{uuid.uuid4().hex[:8]}",
+            "name": "Alice Novak",
+            "email": to,
+            USER_FIELDS[auth_type]: [identifier],
+        }
         assert api.post("/api/users", json=user).status_code == 201
     event = {"type": "access", "auth_type": auth_type, "auth_id": identifier}
     return _post(api, "/api/events", event)
@@ -148,9 +153,7 @@ def make_digest(api: TestClient, service: Service, clock: Clock, *, snapshots: b
     return made
 
 
-def make_burst_summary(
-    api: TestClient, service: Service, clock: Clock, *, snapshots: bool
-) -> Made:
+def make_burst_summary(api: TestClient, service: Service, clock: Clock, *, snapshots: bool) -> Made:
     """A burst summary of two denied cards (the burst is one), made a minute after the last."""
     to = address("burst")
     pictures = {"attach": snapshots, "count": 1, "resolution": "640x480"}

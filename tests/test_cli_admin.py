@@ -44,7 +44,9 @@ def test_admin_password_typed_twice_is_set(service: Service, installation: list[
     assert service.accounts.check_password(ADMIN, "a new long password")
 
 
-def test_admin_password_typed_empty_generates_one(service: Service, installation: list[str]) -> None:
+def test_admin_password_typed_empty_generates_one(
+    service: Service, installation: list[str]
+) -> None:
     result = runner.invoke(cli, ["admin", "password", *installation], input="\n\n")
     assert result.exit_code == 0, result.output
     password = result.stdout.splitlines()[-2]

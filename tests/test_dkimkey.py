@@ -53,8 +53,14 @@ def test_a_signed_message_verifies_with_the_published_key(
     assert tags["a"] == signature and tags["c"] == "relaxed/relaxed"
     assert (tags["d"], tags["s"]) == ("example.org", "door2026")
     assert tags["h"].split(":") == [
-        "from", "to", "subject", "date", "message-id",
-        "mime-version", "content-type", "content-transfer-encoding",
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
     ]
     assert signed.endswith(MESSAGE)
 

@@ -19,7 +19,16 @@ from doormail.store.engine import current_revision, head_revision, sqlite_url
 
 # What only a first start, a certificate upload, a camera or an OAuth2 login needs.
 NOT_NEEDED_WHEN_IDLE = (
-    "alembic", "cryptography", "PIL", "av", "httpx", "dkim", "dns", "nacl", "tzlocal", "aiomqtt",
+    "alembic",
+    "cryptography",
+    "PIL",
+    "av",
+    "httpx",
+    "dkim",
+    "dns",
+    "nacl",
+    "tzlocal",
+    "aiomqtt",
     "paho",
 )
 

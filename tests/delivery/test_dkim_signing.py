@@ -43,11 +43,22 @@ def server() -> Iterator[tuple[Scripted, int]]:
 
 
 def smtp_with_key(port: int, algorithm: dkimkey.Algorithm) -> Smtp:
-    dkim_settings = {"enabled": True, "domain": "example.org", "selector": "door",
-                     "private_key": dkimkey.generate(algorithm)}
-    return Smtp.model_validate({"enabled": True, "server": "127.0.0.1", "port": port,
-                                "security": "none", "from": "door@example.org",
-                                "dkim": dkim_settings})
+    dkim_settings = {
+        "enabled": True,
+        "domain": "example.org",
+        "selector": "door",
+        "private_key": dkimkey.generate(algorithm),
+    }
+    return Smtp.model_validate(
+        {
+            "enabled": True,
+            "server": "127.0.0.1",
+            "port": port,
+            "security": "none",
+            "from": "door@example.org",
+            "dkim": dkim_settings,
+        }
+    )
 
 
 async def test_a_mail_retried_after_a_new_key_is_signed_with_the_new_key(

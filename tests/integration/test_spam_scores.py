@@ -46,8 +46,13 @@ def service(data_dir: Path, clock: Clock) -> Service:
 @pytest.fixture
 def api(service: Service) -> Iterator[TestClient]:
     with TestClient(create_app(service), headers=basic_auth("admin", ADMIN_PASSWORD)) as client:
-        smtp = {"enabled": True, "server": "127.0.0.1", "port": free_port(), "security": "none",
-                "from": "door@example.org"}
+        smtp = {
+            "enabled": True,
+            "server": "127.0.0.1",
+            "port": free_port(),
+            "security": "none",
+            "from": "door@example.org",
+        }
         # Nothing listens: every mail stays in the outbox, where its bytes are read.
         reply = client.patch("/api/config", json={"device": {"name": "Front door"}, "smtp": smtp})
         assert reply.status_code == 200, reply.text

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.camera.pattern import moment_of
-from tests.conftest import free_port
+from tests.conftest import free_ports
 from tests.intercom2n.auth import PRIVILEGES, Account
 from tests.intercom2n.emulator import Intercom, IntercomThread, RemoteIntercom
 from tests.intercom2n.eventlog import PULL_BATCH
@@ -550,7 +550,7 @@ def test_an_intercom_thread_serves_tests_that_are_not_async() -> None:
 
 
 def test_the_command_line_runs_many_intercoms_that_another_process_drives() -> None:
-    first = free_port()
+    first = free_ports(3)
     command = [sys.executable, "-m", "tests.intercom2n.emulator", "--count", "3"]
     command += ["--first-port", str(first), "--user", USER, "--password", PASSWORD]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)

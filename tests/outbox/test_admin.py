@@ -73,7 +73,12 @@ def test_outbox_lists_by_status(engine: Engine, queue: Queue, admin: Admin) -> N
     assert [i.id for i in admin.page("sent").items] == [sent]
     assert [i.id for i in admin.page("queued").items] == [queued]
     assert admin.counts() == {
-        "queued": 1, "sending": 0, "sent": 1, "failed": 0, "expired": 0, "held": 0
+        "queued": 1,
+        "sending": 0,
+        "sent": 1,
+        "failed": 0,
+        "expired": 0,
+        "held": 0,
     }
 
 

@@ -84,8 +84,13 @@ def stop(service: Service) -> None:
 
 
 def config(port: int, **tabs: Any) -> dict[str, Any]:
-    smtp = {"enabled": True, "server": "127.0.0.1", "port": port, "security": "none",
-            "from": "door@example.org"}
+    smtp = {
+        "enabled": True,
+        "server": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "from": "door@example.org",
+    }
     return {"device": {"name": "Front door"}, "smtp": smtp, **tabs}
 
 
@@ -96,8 +101,9 @@ async def post(service: Service, event: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def received(handler: Scripted) -> list[EmailMessage]:
-    parsed = [email.message_from_bytes(data, policy=email.policy.default)
-              for data in handler.received]
+    parsed = [
+        email.message_from_bytes(data, policy=email.policy.default) for data in handler.received
+    ]
     return [m for m in parsed if isinstance(m, EmailMessage)]
 
 
@@ -112,8 +118,11 @@ async def test_thirty_mails_in_an_hour_with_a_cap_of_ten_are_ten_mails_and_one_d
     database: tuple[Path, str | None], clock: Clock, smtp_server: tuple[Scripted, int]
 ) -> None:
     handler, port = smtp_server
-    tamper = {"to": "guard@example.com", "tamper": {"enabled": True},
-              "snapshots": {"attach": True, "count": 1, "resolution": "320x240"}}
+    tamper = {
+        "to": "guard@example.com",
+        "tamper": {"enabled": True},
+        "snapshots": {"attach": True, "count": 1, "resolution": "320x240"},
+    }
     tabs = {"email_on_event": tamper, "limits": {"per_recipient_per_hour": 10}}
     first = start(database, clock, config(port, **tabs))
     statuses = []
@@ -180,8 +189,9 @@ async def test_fifty_denied_cards_in_thirty_seconds_with_a_burst_of_five_are_fiv
     messages = received(handler)
     assert len(messages) == 6
     *mails, summary = messages
-    assert all("Invalid" in str(m["Subject"]) or "denied" in str(m["Subject"]).lower()
-               for m in mails)
+    assert all(
+        "Invalid" in str(m["Subject"]) or "denied" in str(m["Subject"]).lower() for m in mails
+    )
     assert summary["Subject"] == "Front door: 45 more denied accesses"
     assert len(listed(summary)) == 45
     assert list(summary.iter_attachments()) == []  # the attempts had no pictures
@@ -196,8 +206,9 @@ async def test_a_burst_that_goes_on_is_summarised_ten_minutes_after_its_first_co
 ) -> None:
     _, port = smtp_server
     access = {"send": "denied", "default_to": "security@example.com"}
-    service = start(database, clock,
-                    config(port, email_on_access=access, limits={"access_denied_burst": 2}))
+    service = start(
+        database, clock, config(port, email_on_access=access, limits={"access_denied_burst": 2})
+    )
     card = {"type": "access", "auth_type": "card", "auth_id": "00DEADBEEF"}
     for _ in range(3):
         await post(service, card)

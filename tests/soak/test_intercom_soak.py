@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RunningService, free_port, start_serve
+from tests.conftest import RunningService, free_port, free_ports, start_serve
 from tests.intercom2n.emulator import RemoteIntercom
 from tests.soak.smtp_recorder import READY
 
@@ -50,7 +50,7 @@ class Logged:
 @dataclass
 class Soak:
     folder: Path
-    first_port: int = field(default_factory=lambda: _free_ports(INTERCOMS))
+    first_port: int = field(default_factory=lambda: free_ports(INTERCOMS))
     smtp_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     emulator: subprocess.Popen[bytes] | None = None
@@ -108,25 +108,6 @@ class Soak:
         if self.recorder is not None:
             self.recorder.kill()
             self.recorder.wait()
-
-
-def _free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports."""
-    while True:
-        first = free_port()
-        if first + count < 65536 and all(_is_free(first + i) for i in range(1, count)):
-            return first
-
-
-def _is_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def configure(soak: Soak) -> None:

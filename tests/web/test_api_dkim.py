@@ -96,8 +96,14 @@ def test_check_says_not_published_yet_then_that_it_matches(
 def test_every_kind_of_mail_verifies_with_the_published_key(
     dkim_api: TestClient, service: Service, snapshots: bool
 ) -> None:
-    smtp = {"enabled": True, "server": "127.0.0.1", "port": free_port(), "security": "none",
-            "from": "door@example.org", "dkim": {**DKIM, "enabled": False}}
+    smtp = {
+        "enabled": True,
+        "server": "127.0.0.1",
+        "port": free_port(),
+        "security": "none",
+        "from": "door@example.org",
+        "dkim": {**DKIM, "enabled": False},
+    }
     assert dkim_api.patch("/api/config", json={"smtp": smtp}).status_code == 200
     dkim_api.post("/api/dkim/key", json={"algorithm": "rsa"})
     dkim_api.patch("/api/config", json={"smtp": {"dkim": {"enabled": True}}})
