@@ -175,7 +175,13 @@ def build_service(
         mqtt=mqtt,
         retention=retention,
         runners=(
-            worker.run, camera.run, digests.run, intercoms.run, mqtt.run, cameras.run, retention.run
+            worker.run,
+            camera.run,
+            digests.run,
+            intercoms.run,
+            mqtt.run,
+            cameras.run,
+            retention.run,
         ),
     )
 

@@ -507,7 +507,9 @@ def outbox_command(
     context: typer.Context,
     status: Annotated[
         str | None,
-        typer.Option("--status", help="queued | sending | sent | failed | expired | held (default all)"),
+        typer.Option(
+            "--status", help="queued | sending | sent | failed | expired | held (default all)"
+        ),
     ] = None,
     limit: LimitOption = 100,
     wide: WideOption = False,

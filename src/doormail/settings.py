@@ -59,7 +59,9 @@ _HOST = re.compile(
 )
 
 
-_DNS_NAME = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_\-]*[A-Za-z0-9])?(\.[A-Za-z0-9_]([A-Za-z0-9_\-]*[A-Za-z0-9])?)*$")
+_DNS_NAME = re.compile(
+    r"^[A-Za-z0-9_]([A-Za-z0-9_\-]*[A-Za-z0-9])?(\.[A-Za-z0-9_]([A-Za-z0-9_\-]*[A-Za-z0-9])?)*$"
+)
 
 
 def _check_dkim_key(pem: str) -> None:
@@ -82,9 +84,7 @@ class SettingsError(ValueError):
     """Configuration values that cannot be accepted: `field` is the first one's dotted path and
     `message` what is wrong with it; `problems` lists every bad field with its message."""
 
-    def __init__(
-        self, field: str, message: str, problems: Sequence[tuple[str, str]] = ()
-    ) -> None:
+    def __init__(self, field: str, message: str, problems: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message

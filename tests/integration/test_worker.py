@@ -499,20 +499,21 @@ async def test_an_outcome_the_database_could_not_take_for_a_moment_is_saved_once
     from sqlalchemy.exc import OperationalError
 
     from doormail.delivery import worker as worker_module
+    from doormail.outbox.queue import Recording
 
     monkeypatch.setattr(worker_module._Recorder, "RETRY_PAUSE", 0.05)
-    record = outbox.queue.record
+    save = Recording.save
     failures = iter(
         [OperationalError("UPDATE outbox", {}, Exception("server closed the connection"))]
     )
 
-    def record_after_an_outage(*args: Any, **kwargs: Any) -> dict[str, str]:
+    def save_after_an_outage(recording: Recording, outcomes: Any) -> dict[str, str]:
         failure = next(failures, None)
         if failure is not None:
             raise failure
-        return record(*args, **kwargs)
+        return save(recording, outcomes)
 
-    monkeypatch.setattr(outbox.queue, "record", record_after_an_outage)
+    monkeypatch.setattr(Recording, "save", save_after_an_outage)
     server.start()
     worker = make_worker(outbox, smtp_to(server.port))
     task = asyncio.create_task(worker.run())

@@ -217,6 +217,51 @@ def test_outcomes_of_a_batch_are_recorded_together(engine: Engine, queue: Queue)
     assert statuses == {ids[0]: "sent", ids[1]: "queued", ids[2]: "failed"}
 
 
+def test_a_round_saves_what_the_server_took_and_what_it_refused_as_record_would(
+    engine: Engine, queue: Queue, admin: Admin, metrics: Metrics
+) -> None:
+    ids = [queue_one(engine, queue, recipient=f"r{n}@example.com") for n in range(3)]
+    queue.claim("worker-a", 10, 60, now=T0)
+    recording = queue.recording("worker-a")
+    try:
+        first = recording.save([Outcome(ids[0], "sent", "250 2.0.0 Ok: queued as 1")], now=T0 + 1)
+        rest = recording.save(
+            [
+                Outcome(ids[1], "temporary", "452 4.2.2 mailbox full"),
+                Outcome(ids[2], "failed", "554 5.7.1 relay denied"),
+            ],
+            now=T0 + 2,
+        )
+    finally:
+        recording.close()
+    assert (first, rest) == ({ids[0]: "sent"}, {ids[1]: "queued", ids[2]: "failed"})
+    sent = admin.get(ids[0])
+    assert sent is not None
+    assert (sent.status, sent.sent_at, sent.smtp_reply) == (
+        "sent",
+        T0 + 1,
+        "250 2.0.0 Ok: queued as 1",
+    )
+    assert queue.renew("worker-a", [ids[0]], 60, now=T0 + 3) == 0  # its lease is given up
+    assert sample(metrics, "doormail_mails_sent_total", kind="call") == 1
+
+
+def test_a_mail_already_sent_is_not_sent_again_by_a_late_outcome(
+    engine: Engine, queue: Queue, admin: Admin, metrics: Metrics
+) -> None:
+    queued = queue_one(engine, queue)
+    queue.claim("worker-a", 10, 60, now=T0)
+    assert mark_sent(queue, queued, "250 first", now=T0 + 1)
+    recording = queue.recording("worker-b")
+    try:
+        assert recording.save([Outcome(queued, "sent", "250 second")], now=T0 + 2) == {}
+    finally:
+        recording.close()
+    item = admin.get(queued)
+    assert item is not None and (item.sent_at, item.smtp_reply) == (T0 + 1, "250 first")
+    assert sample(metrics, "doormail_mails_sent_total", kind="call") == 1
+
+
 def test_mail_still_waiting_past_its_deadline_expires(
     engine: Engine, queue: Queue, admin: Admin
 ) -> None:

@@ -69,9 +69,9 @@ class WorkerOptions:
 class _Recorder:
     """Saves outcomes in the background while the next mail is being sent. A mail's outcome
     is durable before the next mail's end of data goes out (`durable()`, awaited by the
-    session), so a crash sends again at most the one mail in flight; outcomes that need no
-    such wait (mail that shared a session failure) go several to a transaction, within
-    `delay` seconds."""
+    session), so a crash sends again at most the one mail in flight. Saving starts the moment
+    an outcome comes, to run beside the sending of the next mail; what comes in while a save
+    runs (mail that shared a session failure) goes together in the next one."""
 
     # While the database is away for a moment (a restart, a failover), outcomes are kept and
     # saved again this often, this many times: a mail the server took is then not sent again
@@ -79,32 +79,22 @@ class _Recorder:
     RETRY_PAUSE = 1.0
     RETRIES = 10
 
-    def __init__(self, outbox: Queue, owner: str, *, batch: int = 64, delay: float = 0.01) -> None:
-        self._outbox = outbox
-        self._owner = owner
-        self._batch = batch
-        self._delay = delay
+    def __init__(self, outbox: Queue, owner: str) -> None:
+        self._recording = outbox.recording(owner)
         self._pending: list[Outcome] = []
-        self._enough = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def add(self, outcome: Outcome) -> None:
         self._pending.append(outcome)
-        if len(self._pending) >= self._batch:
-            self._enough.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
         retries = 0
         while self._pending:
-            if not self._enough.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._enough.wait(), self._delay)
             batch, self._pending = self._pending, []
-            self._enough.clear()
             try:
-                await asyncio.to_thread(self._outbox.record, batch, owner=self._owner)
+                await asyncio.to_thread(self._recording.save, batch)
             except Exception as error:
                 if unavailable(error) is not None and retries < self.RETRIES:
                     retries += 1
@@ -125,13 +115,13 @@ class _Recorder:
 
     async def durable(self) -> None:
         """Return once every outcome added so far is saved (or failed to be)."""
-        self._enough.set()
         while self._task is not None and not self._task.done():
             await asyncio.shield(self._task)
 
     async def finish(self) -> None:
         """Save every outcome so far, now, even when the caller is being cancelled."""
         await self.durable()
+        await asyncio.shield(asyncio.to_thread(self._recording.close))
 
 
 @dataclass(frozen=True)

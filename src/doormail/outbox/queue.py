@@ -31,7 +31,7 @@ from doormail.mail import OutgoingMessage
 from doormail.metrics import Metrics
 from doormail.outbox.items import ITEM_COLUMNS, OutboxError, OutboxItem, item_of
 from doormail.outbox.transitions import Attempted, Change, Outcome, RetryPolicy, next_change
-from doormail.store import crash_safe, reading
+from doormail.store import crash_safe, give_back, kept_crash_safe, reading
 from doormail.store.tables import outbox as table
 from doormail.store.tables import outbox_messages as bodies
 
@@ -59,7 +59,6 @@ class HeldMail:
     created_at: float
     subject: str
     data: bytes
-
 
 
 @dataclass(frozen=True)
@@ -102,6 +101,27 @@ _RECORD = (
         lease_owner=None,
         lease_until=None,
     )
+)
+
+
+# Nearly every attempt ends with the server taking the mail: its outcome is one statement,
+# which returns what the count and the log need and leaves every other case (a digest, whose
+# held mails end with it; a mail already sent) to `Queue.record`.
+_SENT = (
+    update(table)
+    .where(
+        table.c.id == bindparam("b_id"),
+        table.c.status != "sent",
+        table.c.kind.not_in(DIGEST_KINDS),
+    )
+    .values(
+        status="sent",
+        sent_at=bindparam("b_sent_at", type_=Float),
+        smtp_reply=bindparam("b_reply", type_=Text),
+        lease_owner=None,
+        lease_until=None,
+    )
+    .returning(table.c.id, table.c.kind, table.c.created_at, table.c.recipient)
 )
 
 
@@ -252,9 +272,7 @@ class Queue:
             data = _bodies(connection, [row.id for row in rows])
         return [HeldMail(r.id, r.kind, r.created_at, r.subject, data[r.id]) for r in rows]
 
-    def attach_digest(
-        self, connection: Connection, digest_id: str, held: Iterable[str]
-    ) -> int:
+    def attach_digest(self, connection: Connection, digest_id: str, held: Iterable[str]) -> int:
         """Name `digest_id` as the digest of the `held` mails (still held, in no digest yet);
         how many they were."""
         result = connection.execute(
@@ -406,6 +424,10 @@ class Queue:
         _log_changes(changes)
         return statuses
 
+    def recording(self, owner: str | None = None) -> Recording:
+        """Where one round of delivery saves its outcomes as they come (close it at the end)."""
+        return Recording(self, owner)
+
     def _count_changes(self, changes: Sequence[tuple[Any, Change]], now: float) -> None:
         metrics = self._metrics
         if metrics is None:
@@ -458,6 +480,57 @@ class Queue:
         return None if value is None else float(value)
 
 
+class Recording:
+    """The outcomes of one round of delivery, saved as they come. The worker waits for each
+    before the next mail's end of data, so a mail the server took is saved by one statement
+    on a connection the round keeps (`kept_crash_safe`: one round trip on PostgreSQL); any
+    other outcome goes through `Queue.record`, as does a sent mail that statement leaves."""
+
+    def __init__(self, queue: Queue, owner: str | None) -> None:
+        self._queue = queue
+        self._owner = owner
+        self._connection: Connection | None = None
+
+    def save(self, outcomes: Sequence[Outcome], now: float | None = None) -> dict[str, str]:
+        """Save `outcomes` (`Queue.record`'s rules); returns each changed id's new status."""
+        now = self._queue._clock() if now is None else now
+        replies = {outcome.id: outcome.text for outcome in outcomes if outcome.result == "sent"}
+        changes = [
+            (row, Change("sent", sent_at=now, reply=replies[row.id]))
+            for row in (self._save_sent(replies, now) if replies else [])
+        ]
+        statuses: dict[str, str] = {row.id: "sent" for row, _ in changes}
+        self._queue._count_changes(changes, now)
+        _log_changes(changes)
+        rest = [outcome for outcome in outcomes if outcome.id not in statuses]
+        if rest:
+            statuses |= self._queue.record(rest, owner=self._owner, now=now)
+        return statuses
+
+    def _save_sent(self, replies: dict[str, str], now: float) -> list[Any]:
+        if self._connection is None:
+            self._connection = kept_crash_safe(self._queue.engine)
+        connection = self._connection
+        try:
+            with connection.begin():
+                return [
+                    row
+                    for id, reply in replies.items()
+                    for row in connection.execute(
+                        _SENT, {"b_id": id, "b_sent_at": now, "b_reply": reply}
+                    )
+                ]
+        except Exception:
+            self.close()  # a connection the database dropped is not kept
+            raise
+
+    def close(self) -> None:
+        """Give the kept connection back."""
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            give_back(connection)
+
+
 def _settle_digested(connection: Connection, changes: Sequence[tuple[Any, Change]]) -> None:
     """The held mails of a digest that has ended end as it did (sent, failed or expired)."""
     ended = [
@@ -476,6 +549,7 @@ def _settle_digested(connection: Connection, changes: Sequence[tuple[Any, Change
                 last_error=change.error,
             )
         )
+
 
 def _log_changes(changes: Sequence[tuple[Any, Change]]) -> None:
     """One line per mail sent, failed or expired (SPEC section 1); a mail queued again after a

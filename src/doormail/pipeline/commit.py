@@ -327,9 +327,7 @@ class Committer:
         if not flooding:
             return
         entries = [(p.entry.event_id, p.entry.flood, p.entry.messages) for p in flooding]
-        for plan, holds in zip(
-            flooding, self._flood.holds(connection, entries, now), strict=True
-        ):
+        for plan, holds in zip(flooding, self._flood.holds(connection, entries, now), strict=True):
             plan.holds = holds
 
     def _enqueue(self, connection: Connection, plans: Sequence[_Plan], now: float) -> None:

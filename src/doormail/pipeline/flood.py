@@ -70,8 +70,9 @@ class FloodControl:
         """For each (event id, flood, messages), each message's Hold or None (goes as usual),
         in order: an entry counts the ones before it in the same transaction."""
         hour_start = math.floor(now / HOUR) * HOUR
-        capped = [m.recipient for _, f, ms in entries if f and f.limits.per_recipient_per_hour
-                  for m in ms]
+        capped = [
+            m.recipient for _, f, ms in entries if f and f.limits.per_recipient_per_hour for m in ms
+        ]
         mailed = self._queue.mailed_since(connection, capped, hour_start) if capped else {}
         answers: list[list[Hold | None]] = []
         for event_id, flood, messages in entries:

@@ -1,7 +1,22 @@
 """The one storage layer: the data folder (private), the engine, the tables and their Alembic
 migrations, and the row that holds the settings document."""
 
-from doormail.store.engine import crash_safe, open_engine, reading, upgrade
+from doormail.store.engine import (
+    crash_safe,
+    give_back,
+    kept_crash_safe,
+    open_engine,
+    reading,
+    upgrade,
+)
 from doormail.store.tables import metadata
 
-__all__ = ["crash_safe", "metadata", "open_engine", "reading", "upgrade"]
+__all__ = [
+    "crash_safe",
+    "give_back",
+    "kept_crash_safe",
+    "metadata",
+    "open_engine",
+    "reading",
+    "upgrade",
+]

@@ -95,8 +95,12 @@ def new_key(store: SettingsStore, algorithm: dkimkey.Algorithm) -> dkimkey.DnsRe
 def _configured(settings: model.Settings, status: int) -> model.Dkim:
     dkim = settings.smtp.dkim
     if not dkim.private_key:
-        raise ApiError(status, "not_found", "no DKIM key yet: POST /api/dkim/key makes one",
-                       "smtp.dkim.private_key")
+        raise ApiError(
+            status,
+            "not_found",
+            "no DKIM key yet: POST /api/dkim/key makes one",
+            "smtp.dkim.private_key",
+        )
     for key in ("domain", "selector"):
         if not getattr(dkim, key):
             raise ApiError(422, "validation", "must be set", f"smtp.dkim.{key}")

@@ -195,6 +195,8 @@ class Preview(_Reply):
 
 class DkimKeyRequest(_Reply):
     algorithm: Literal["rsa", "ed25519"] = Field(description="rsa (2048 bits) or ed25519")
+
+
 class DeviceSource(_Reply):
     kind: Literal["2n"]
     url: str

@@ -221,7 +221,9 @@ def _at_fields(tab: Tab, error: model.SettingsError) -> dict[str, str]:
     on_tab = {f.path for f in tab.fields}
     errors = {field: in_ui_words(message) for field, message in error.problems if field in on_tab}
     elsewhere = [
-        in_ui_words(f"{field}: {message}") for field, message in error.problems if field not in on_tab
+        in_ui_words(f"{field}: {message}")
+        for field, message in error.problems
+        if field not in on_tab
     ]
     if elsewhere:
         errors["_form"] = "; ".join(elsewhere)

@@ -26,7 +26,9 @@ def downgrade() -> None:
         batch.add_column(sa.Column("suffix", sa.String(16), nullable=False, server_default=""))
         batch.create_index("ix_user_identifiers_kind_suffix", ["kind", "suffix"])
     # The last 6 characters of each card, upper case, as the earlier look-ups expect.
-    tail = "right(upper(value), 6)" if op.get_bind().dialect.name == "postgresql" else (
-        "substr(upper(value), -6)"
+    tail = (
+        "right(upper(value), 6)"
+        if op.get_bind().dialect.name == "postgresql"
+        else ("substr(upper(value), -6)")
     )
     op.execute(f"UPDATE user_identifiers SET suffix = {tail} WHERE kind = 'card'")
