@@ -4,6 +4,7 @@ lock instead of polling SQLite's busy handler; a lock is never kept by a finishe
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,49 @@ def test_a_crash_safe_transaction_skips_the_fsync_and_the_next_one_has_it_again(
         assert engine.pool.checkedin() == 0  # the same connection
         # An event's commit is acknowledged only once on disk: FULL again.
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+
+
+def _in_the_database_file(path: Path, event_id: str) -> bool:
+    """Whether the row is in the database file itself, not only in its WAL."""
+    import sqlite3
+
+    file = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        query = "SELECT count(*) FROM events WHERE id = ?"
+        return bool(file.execute(query, (event_id,)).fetchone()[0])
+    except sqlite3.OperationalError:  # not even the tables are there yet
+        return False
+    finally:
+        file.close()
+
+
+def _written(engine: Engine, event_id: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            insert(tables.events).values(id=event_id, type="t", received_at=0.0, result="{}")
+        )
+
+
+def test_commits_leave_the_checkpoint_to_a_thread_that_follows_them_within_seconds(
+    engine: Engine, tmp_path: Path
+) -> None:
+    with engine.connect() as connection:
+        # An event's commit never copies the WAL into the database while it holds the lock.
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    _written(engine, "ev-1")
+    deadline = time.monotonic() + 5
+    while not _in_the_database_file(tmp_path / "doormail.sqlite3", "ev-1"):
+        assert time.monotonic() < deadline, "the WAL was not checkpointed"
+        time.sleep(0.05)
+
+
+def test_an_engine_used_again_after_it_was_disposed_checkpoints_again(
+    engine: Engine, tmp_path: Path
+) -> None:
+    _written(engine, "ev-1")
+    engine.dispose()  # stops the thread
+    _written(engine, "ev-2")
+    deadline = time.monotonic() + 5
+    while not _in_the_database_file(tmp_path / "doormail.sqlite3", "ev-2"):
+        assert time.monotonic() < deadline, "the WAL was not checkpointed after the restart"
+        time.sleep(0.05)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from pathlib import Path
@@ -50,6 +51,11 @@ def open_engine(url: str) -> Engine:
             max_overflow=48,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        if database and database != ":memory:":
+            checkpoints = _Checkpoints(database)
+            event.listen(engine, "connect", checkpoints.connected)
+            event.listen(engine, "commit", checkpoints.committed)
+            event.listen(engine, "engine_disposed", checkpoints.stop)
         writers = _Writers()
         event.listen(engine, "begin", writers.begin)
         event.listen(engine, "commit", writers.end)
@@ -117,6 +123,63 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={int(_BUSY_SECONDS * 1000)}")
     cursor.close()
+
+
+class _Checkpoints:
+    """Copies the WAL back into the database in a thread of its own. SQLite would do it in the
+    commit that crosses 1,000 pages, holding the write lock while it writes and syncs the
+    database file: one event's commit in about eighty waited for it (the p99 of the lock). A
+    PASSIVE checkpoint runs beside readers and writers; it follows commits by about `EVERY`
+    seconds, and sleeps while nothing is written."""
+
+    EVERY = 1.0
+
+    def __init__(self, database: str) -> None:
+        self._database = database
+        self._written = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._guard = threading.Lock()
+
+    def connected(self, dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
+        cursor.close()
+
+    def committed(self, _connection: Connection) -> None:
+        self._written.set()
+        if self._thread is None or not self._thread.is_alive():
+            with self._guard:
+                if self._thread is None or not self._thread.is_alive():
+                    self._stopped.clear()
+                    self._thread = threading.Thread(
+                        target=self._run, name="doormail-checkpoint", daemon=True
+                    )
+                    self._thread.start()
+
+    def stop(self, _engine: Engine | None = None) -> None:
+        """Stop the thread (the engine is disposed); the next commit starts it again."""
+        self._stopped.set()
+        self._written.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self._database, timeout=_BUSY_SECONDS)
+        try:
+            while not self._stopped.is_set():
+                self._written.wait()
+                if self._stopped.wait(self.EVERY):
+                    break
+                self._written.clear()
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as error:
+            # The commits' own WAL grows meanwhile; the next commit starts this thread again.
+            logging.getLogger("doormail.store").warning("could not checkpoint the WAL: %s", error)
+        finally:
+            connection.close()
 
 
 class _Writers:
