@@ -74,6 +74,15 @@ def _part(parsed: EmailMessage, subtype: str) -> str:
     return str(part.get_content()).replace("\r\n", "\n")
 
 
+def test_the_footer_names_the_intercom_by_its_serial_number_when_it_is_known() -> None:
+    settings = _settings()
+    settings.device.serial = "54-0880-2424"
+    parsed = _parse(_compose(settings=settings))
+    words = "Sent automatically by Front door (serial 54-0880-2424). Reference for your installer"
+    assert words in _part(parsed, "plain")
+    assert words in _part(parsed, "html")
+
+
 def test_headers_name_the_device_the_recipient_and_the_event() -> None:
     message = _compose()
     parsed = _parse(message)

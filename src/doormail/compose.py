@@ -101,6 +101,8 @@ _OUTLOOK_OPEN = (
 )
 _OUTLOOK_CLOSE = "<!--[if mso]></td></tr></table><![endif]-->\n"
 _FOOTER = "Sent automatically by {device}. Reference for your installer: {event}."
+# The installer tells two intercoms of one name apart by it.
+_SERIAL = "{name} (serial {serial})"
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,10 @@ def compose(
     )
     max_bytes = settings.smtp.max_message_bytes
     device = settings.device
-    body = _Body(html_body, header_safe(_FOOTER.format(device=device.name, event=event_id)))
+    sender_name = (
+        _SERIAL.format(name=device.name, serial=device.serial) if device.serial else device.name
+    )
+    body = _Body(html_body, header_safe(_FOOTER.format(device=sender_name, event=event_id)))
     images, all_notes = _within_limit(
         headers, subject, body, list(snapshots), list(notes), max_bytes
     )

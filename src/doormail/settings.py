@@ -211,7 +211,9 @@ class Device(_Section):
     )
 
     serial: SingleLine = Field(
-        "", title="Serial Number", description="The intercom's serial number, when known."
+        "",
+        title="Serial Number",
+        description="The intercom's serial number, when known: each mail's footer names it.",
     )
     licenses: Annotated[list[License], BeforeValidator(_comma_separated)] = Field(
         default_factory=list,
