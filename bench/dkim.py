@@ -14,8 +14,12 @@ ROUNDS = 2
 def signed_rate(count: int, algorithm: dkimkey.Algorithm | None) -> float:
     if algorithm is None:
         return worker_rate(count)
-    dkim = {"enabled": True, "domain": "example.org", "selector": "bench",
-            "private_key": dkimkey.generate(algorithm)}
+    dkim = {
+        "enabled": True,
+        "domain": "example.org",
+        "selector": "bench",
+        "private_key": dkimkey.generate(algorithm),
+    }
     return worker_rate(count, {"smtp": {"dkim": dkim}})
 
 

@@ -113,12 +113,16 @@ def preview_ms(folder: Path) -> float:
             assert reply.status_code == 200, reply.text
 
         post(requests[0])  # the password check, once
-        return slowest([partial(post, request) for request in requests])
+        try:
+            return slowest([partial(post, request) for request in requests])
+        finally:
+            service.engine.dispose()  # before its folder goes
 
 
 def pem_parse_ms(folder: Path) -> float:
     """A certificate slot given the largest PEM text of each hostile kind (each refused)."""
-    certificates = build_service(Paths.resolve(str(folder / "pem"))).certificates
+    service = build_service(Paths.resolve(str(folder / "pem")))
+    certificates = service.certificates
     texts = [filled(*case, MAX_PEM_BYTES) for case in PEM]
 
     def put(text: str) -> None:
@@ -128,7 +132,10 @@ def pem_parse_ms(folder: Path) -> float:
             return
         raise AssertionError("a hostile PEM text was accepted")
 
-    return slowest([partial(put, text) for text in texts])
+    try:
+        return slowest([partial(put, text) for text in texts])
+    finally:
+        service.engine.dispose()
 
 
 def mjpeg_part_ms() -> float:

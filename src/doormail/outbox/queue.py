@@ -31,7 +31,7 @@ from doormail.mail import OutgoingMessage
 from doormail.metrics import Metrics
 from doormail.outbox.items import ITEM_COLUMNS, OutboxError, OutboxItem, item_of
 from doormail.outbox.transitions import Attempted, Change, Outcome, RetryPolicy, next_change
-from doormail.store import crash_safe, give_back, kept_crash_safe, reading
+from doormail.store import crash_safe, give_back, kept_crash_safe, parameters, reading
 from doormail.store.tables import outbox as table
 from doormail.store.tables import outbox_messages as bodies
 
@@ -193,11 +193,11 @@ class Queue:
             if hold is not None:
                 row.update(status="held", hold_group=hold.group, next_attempt_at=hold.until)
         statement = _INSERT_NEW.get(connection.dialect.name, _INSERT)
-        fresh = set(connection.execute(statement, rows).scalars())
+        fresh = set(connection.execute(statement, parameters(rows)).scalars())
         new = [(row, m) for row, m in zip(rows, messages, strict=True) if row["id"] in fresh]
         if new:
             connection.execute(
-                _INSERT_BODIES, [{"id": row["id"], "message": m.data} for row, m in new]
+                _INSERT_BODIES, parameters([{"id": row["id"], "message": m.data} for row, m in new])
             )
         earlier: dict[tuple[str, str], OutboxItem] = {}
         if len(new) < len(rows):

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from doormail.mail import OutgoingMessage
 from doormail.outbox import Hold, OutboxItem, Queue
 from doormail.pipeline.flood import Flood, FloodControl
-from doormail.store import reading, tables
+from doormail.store import parameters, reading, tables
 
 # A call that rang but never ended is forgotten after this long.
 CALL_MEMORY = 86400.0
@@ -297,7 +297,11 @@ class Committer:
             if plan.entry.event_type is not None:
                 first.setdefault(plan.entry.event_id, plan)
         rows = [plan.event_row(now) for plan in first.values()]
-        new = set(connection.execute(self._event_insert, rows).scalars()) if rows else set()
+        new = (
+            set(connection.execute(self._event_insert, parameters(rows)).scalars())
+            if rows
+            else set()
+        )
         stored = _earlier(connection, [id for id in first if id not in new])
         writing = [
             plan

@@ -6,6 +6,7 @@ from doormail.store.engine import (
     give_back,
     kept_crash_safe,
     open_engine,
+    parameters,
     reading,
     upgrade,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "kept_crash_safe",
     "metadata",
     "open_engine",
+    "parameters",
     "reading",
     "upgrade",
 ]
