@@ -40,6 +40,8 @@ IN_FLIGHT_S = 5.0
 # Each mail's outcome is saved before the next mail's end of data goes out: an interruption
 # (a kill, or the server's stop) can cut off the acknowledgement of one mail only.
 MAILS_IN_FLIGHT = 1
+# A killed process's leases run out after 30 s (the worker's lease); its mail is then sent again.
+SETTLE_S = 45.0
 SENDERS = 8
 
 
@@ -266,6 +268,7 @@ async def soak(run: Run) -> None:
     if run.plan.faults and run.recorder is not None:
         run.recorder.send_signal(signal.SIGUSR1)  # the server is well again
     await drain(run)
+    await settle(run)
 
 
 async def drain(run: Run) -> None:
@@ -274,6 +277,16 @@ async def drain(run: Run) -> None:
     while time.monotonic() < deadline:
         arrived = {event for _at, _mid, event in received(run)[0]}
         if arrived >= run.acknowledged.keys():
+            return
+        await asyncio.sleep(0.5)
+
+
+async def settle(run: Run) -> None:
+    """Wait until nothing is left to send. A mail the server took just before a kill, its
+    outcome not yet saved, stays `sending` until its lease runs out; then it is sent again."""
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline:
+        if not any((await asyncio.to_thread(outbox_states, run)).values()):
             return
         await asyncio.sleep(0.5)
 
