@@ -3,6 +3,7 @@ lock instead of polling SQLite's busy handler; a lock is never kept by a finishe
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -173,3 +174,22 @@ def test_an_engine_used_again_after_it_was_disposed_checkpoints_again(
     while not _in_the_database_file(tmp_path / "doormail.sqlite3", "ev-2"):
         assert time.monotonic() < deadline, "the WAL was not checkpointed after the restart"
         time.sleep(0.05)
+
+
+def test_a_database_whose_folder_was_deleted_is_neither_made_again_nor_complained_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    monkeypatch.setattr(store_engine._Checkpoints, "EVERY", 0.05)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    engine = open_engine(sqlite_url(folder))
+    upgrade(engine)
+    shutil.rmtree(folder)
+    folder.mkdir()  # an empty folder where the data was
+    with contextlib.suppress(Exception):
+        _written(engine, "ev-1")  # a commit after the deletion starts the thread again
+    time.sleep(0.5)
+    assert not (folder / "doormail.sqlite3").exists()
+    assert "could not checkpoint" not in caplog.text

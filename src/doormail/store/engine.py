@@ -173,7 +173,12 @@ class _Checkpoints:
             thread.join(timeout=5)
 
     def _run(self) -> None:
-        connection = sqlite3.connect(self._database, timeout=_BUSY_SECONDS)
+        path = Path(self._database).resolve()
+        try:
+            # Read-write, never create: a database that is gone is not made again here.
+            connection = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, timeout=5)
+        except sqlite3.Error:
+            return  # its folder was deleted: nothing is left to copy back
         try:
             while not self._stopped.is_set():
                 self._written.wait()
@@ -183,8 +188,11 @@ class _Checkpoints:
                 connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as error:
-            # The commits' own WAL grows meanwhile; the next commit starts this thread again.
-            logging.getLogger("doormail.store").warning("could not checkpoint the WAL: %s", error)
+            if path.exists():
+                # The commits' own WAL grows meanwhile; the next commit starts this thread again.
+                logging.getLogger("doormail.store").warning(
+                    "could not checkpoint the WAL: %s", error
+                )
         finally:
             connection.close()
 
