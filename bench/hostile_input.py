@@ -106,17 +106,17 @@ def preview_ms(folder: Path) -> float:
         for case in TEMPLATES + HTML
     ]
     basic = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
-    with TestClient(create_app(service), headers={"Authorization": f"Basic {basic}"}) as client:
+    try:
+        with TestClient(create_app(service), headers={"Authorization": f"Basic {basic}"}) as client:
 
-        def post(request: dict[str, str]) -> None:
-            reply = client.post("/api/templates/preview", json=request)
-            assert reply.status_code == 200, reply.text
+            def post(request: dict[str, str]) -> None:
+                reply = client.post("/api/templates/preview", json=request)
+                assert reply.status_code == 200, reply.text
 
-        post(requests[0])  # the password check, once
-        try:
+            post(requests[0])  # the password check, once
             return slowest([partial(post, request) for request in requests])
-        finally:
-            service.engine.dispose()  # before its folder goes
+    finally:
+        service.engine.dispose()  # after the app's shutdown, before its folder goes
 
 
 def pem_parse_ms(folder: Path) -> float:

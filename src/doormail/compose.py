@@ -217,10 +217,8 @@ def compose(
     )
     max_bytes = settings.smtp.max_message_bytes
     device = settings.device
-    sender_name = (
-        _SERIAL.format(name=device.name, serial=device.serial) if device.serial else device.name
-    )
-    body = _Body(html_body, header_safe(_FOOTER.format(device=sender_name, event=event_id)))
+    label = _SERIAL.format(name=device.name, serial=device.serial) if device.serial else device.name
+    body = _Body(html_body, header_safe(_FOOTER.format(device=label, event=event_id)))
     images, all_notes = _within_limit(
         headers, subject, body, list(snapshots), list(notes), max_bytes
     )

@@ -28,7 +28,7 @@ from doormail.delivery.session import (
     TemporaryDeliveryError,
 )
 from doormail.dkimkey import DkimError
-from doormail.outbox import Claimed, Outcome, Queue
+from doormail.outbox import Claimed, Outcome, Queue, Recording
 from doormail.outbox.server import ServerWatch, waiting_text
 from doormail.settings import Smtp
 from doormail.store.failures import unavailable
@@ -79,8 +79,8 @@ class _Recorder:
     RETRY_PAUSE = 1.0
     RETRIES = 10
 
-    def __init__(self, outbox: Queue, owner: str) -> None:
-        self._recording = outbox.recording(owner)
+    def __init__(self, recording: Recording) -> None:
+        self._recording = recording
         self._pending: list[Outcome] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -300,7 +300,7 @@ class DeliveryWorker:
         return attempted
 
     async def _deliver_due(self) -> int:
-        recorder = _Recorder(self.outbox, self.owner)
+        recorder = _Recorder(self.outbox.recording(self.owner))
         held: set[str] = set()
         renewer = asyncio.create_task(self._renew_leases(held))
         connection: _Connection | None = None

@@ -7,7 +7,7 @@ stores and hands out mail; it never speaks SMTP."""
 
 from doormail.outbox.admin import Admin, InvalidQuery, NotRetryable, Page, UnknownMessage
 from doormail.outbox.items import OutboxError, OutboxItem
-from doormail.outbox.queue import DIGEST_KINDS, Claimed, HeldMail, Hold, Queue
+from doormail.outbox.queue import DIGEST_KINDS, Claimed, HeldMail, Hold, Queue, Recording
 from doormail.outbox.transitions import FINISHED, STATUSES, Outcome, RetryPolicy, Status
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "Outcome",
     "Page",
     "Queue",
+    "Recording",
     "RetryPolicy",
     "Status",
     "UnknownMessage",

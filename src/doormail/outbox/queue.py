@@ -420,13 +420,17 @@ class Queue:
                 # wait for the disk once per mail.
                 connection.execute(_RECORD, [_parameters(row.id, c) for row, c in changes])
                 _settle_digested(connection, changes)
-        self._count_changes(changes, now)
-        _log_changes(changes)
+        self._settled(changes, now)
         return statuses
 
     def recording(self, owner: str | None = None) -> Recording:
         """Where one round of delivery saves its outcomes as they come (close it at the end)."""
         return Recording(self, owner)
+
+    def _settled(self, changes: Sequence[tuple[Any, Change]], now: float) -> None:
+        """Count and log the changes a save made."""
+        self._count_changes(changes, now)
+        _log_changes(changes)
 
     def _count_changes(self, changes: Sequence[tuple[Any, Change]], now: float) -> None:
         metrics = self._metrics
@@ -500,8 +504,7 @@ class Recording:
             for row in (self._save_sent(replies, now) if replies else [])
         ]
         statuses: dict[str, str] = {row.id: "sent" for row, _ in changes}
-        self._queue._count_changes(changes, now)
-        _log_changes(changes)
+        self._queue._settled(changes, now)
         rest = [outcome for outcome in outcomes if outcome.id not in statuses]
         if rest:
             statuses |= self._queue.record(rest, owner=self._owner, now=now)

@@ -20,6 +20,7 @@ from doormail.web.schemas import body_of, json_reply, refusal
 from doormail.web.state import service_of
 
 router = APIRouter(prefix="/api/dkim", tags=["dkim"])
+_NO_KEY = refusal("no key yet (POST /api/dkim/key makes one)")
 
 
 @router.post(
@@ -44,7 +45,7 @@ async def make_key(request: Request) -> dict[str, Any]:
     response_model=None,
     responses={
         200: json_reply("DkimRecord", "the DNS TXT record of the key in force"),
-        404: refusal("no key yet (POST /api/dkim/key makes one)"),
+        404: _NO_KEY,
     },
 )
 async def get_record(request: Request) -> dict[str, Any]:
@@ -57,7 +58,7 @@ async def get_record(request: Request) -> dict[str, Any]:
     response_model=None,
     responses={
         200: json_reply("DkimCheck", "whether DNS publishes the key in force"),
-        404: refusal("no key yet (POST /api/dkim/key makes one)"),
+        404: _NO_KEY,
     },
 )
 async def check(request: Request) -> dict[str, Any]:
