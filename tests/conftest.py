@@ -273,11 +273,14 @@ def start_serve(
     env: dict[str, str] | None = None,
     options: Sequence[str] = (),
     output: Path | None = None,
+    cwd: Path | None = None,
 ) -> RunningService:
-    """Start `doormail serve` (with more `options` when given; its output appended to `output`
-    when given) and wait until /healthz answers (over HTTPS when an option asks for it)."""
+    """Start `doormail serve` in `cwd` (with more `options` when given; its output appended to
+    `output` when given) and wait until /healthz answers (over HTTPS when an option asks for
+    it). It sees no DOORMAIL_ variable of the shell the tests run in, only those of `env`."""
     port = port or free_port()
-    process_env = {**os.environ, "DOORMAIL_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})}
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("DOORMAIL_")}
+    process_env = {**inherited, "DOORMAIL_ADMIN_PASSWORD": ADMIN_PASSWORD, **(env or {})}
     sink = output.open("ab") if output is not None else None
     process = subprocess.Popen(
         [
@@ -292,6 +295,7 @@ def start_serve(
             *options,
         ],
         env=process_env,
+        cwd=cwd,
         stdout=sink or subprocess.DEVNULL,
         stderr=subprocess.STDOUT if sink else subprocess.DEVNULL,
     )

@@ -6,9 +6,14 @@ arrived, over how many connections, with how many RSETs, QUITs and logins."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.conftest import free_port
 
 PASSWORD = b"secret"  # the one password `authenticate` accepts
 
@@ -97,3 +102,15 @@ class Scripted:
         assert isinstance(data, LoginPassword)
         self.logins.append((data.login, data.password))
         return AuthResult(success=data.password == PASSWORD, handled=False)
+
+
+@contextmanager
+def listening(handler: object) -> Iterator[int]:
+    """`handler` served by aiosmtpd on a free loopback port (yielded) while the block runs."""
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()

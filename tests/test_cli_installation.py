@@ -7,15 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import Engine
 
 from doormail.app import Paths, build_service
-from tests.conftest import ADMIN_PASSWORD, free_port
+from tests.conftest import free_port, start_serve
 
 HEADER = "id,name,email,numbers,cards,bluetooth,fingerprints\n"
 
@@ -113,38 +111,9 @@ def test_users_export_keeps_stdout_for_the_csv(elsewhere: Path, installation: Pa
 
 
 def test_serve_prints_the_absolute_data_folder(elsewhere: Path) -> None:
-    port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("DOORMAIL_")}
     output = elsewhere.parent / "serve.log"
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "doormail",
-                "serve",
-                "--data",
-                "relative",
-                "--listen",
-                f"127.0.0.1:{port}",
-            ],
-            cwd=elsewhere,
-            env=clean | {"DOORMAIL_ADMIN_PASSWORD": ADMIN_PASSWORD},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        assert f"data folder {elsewhere / 'relative'}" in " ".join(output.read_text().split())
-    finally:
-        process.terminate()
-        process.wait(10)
+    start_serve(Path("relative"), output=output, cwd=elsewhere).stop()
+    assert f"data folder {elsewhere / 'relative'}" in " ".join(output.read_text().split())
 
 
 def test_a_database_that_cannot_be_reached_is_named_without_its_password(elsewhere: Path) -> None:

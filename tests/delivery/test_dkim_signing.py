@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 import dkim
 from doormail import dkimkey
@@ -17,9 +16,8 @@ from doormail.delivery.worker import DeliveryWorker, WorkerOptions
 from doormail.outbox import Admin, Queue, RetryPolicy
 from doormail.settings import Smtp
 from doormail.store import open_engine, upgrade
-from tests.conftest import free_port
 from tests.outbox.helpers import queue_committed, unique_mail
-from tests.scripted_smtp import Scripted
+from tests.scripted_smtp import Scripted, listening
 from tests.test_dkimkey import published
 
 
@@ -33,13 +31,9 @@ class Clock:
 
 @pytest.fixture
 def server() -> Iterator[tuple[Scripted, int]]:
-    handler, port = Scripted(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    handler = Scripted()
+    with listening(handler) as port:
         yield handler, port
-    finally:
-        controller.stop()
 
 
 def smtp_with_key(port: int, algorithm: dkimkey.Algorithm) -> Smtp:

@@ -16,15 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 
 from doormail.app import Paths, Service, build_service
 from doormail.events import parse_event
 from doormail.settings import apply_patch
 from doormail.store import metadata
-from tests.conftest import free_port
-from tests.scripted_smtp import Scripted
+from tests.scripted_smtp import Scripted, listening
 
 HOUR = 3600.0
 
@@ -46,13 +44,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[Scripted, int]]:
-    handler, port = Scripted(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    handler = Scripted()
+    with listening(handler) as port:
         yield handler, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
