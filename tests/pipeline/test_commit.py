@@ -240,6 +240,68 @@ async def test_a_caller_is_answered_once_its_commit_is_durable(engine: Engine) -
     assert all(isinstance(mail, Queued) for answer in answers for mail in answer.emails)
 
 
+class Disk:
+    """A sync that waits until let through: how many syncs were made, and when one is waiting."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.syncs = 0
+        self.waiting = threading.Event()
+        self.through = threading.Event()
+        self.error = error
+
+    def sync(self) -> None:
+        self.waiting.set()
+        assert self.through.wait(30)
+        self.syncs += 1
+        if self.error is not None:
+            raise self.error
+
+
+def test_the_write_lock_is_given_up_before_the_caller_is_answered_at_the_sync(
+    engine: Engine,
+) -> None:
+    disk = Disk()
+    answer = Committer(engine, Queue(engine), sync=disk.sync).submit(
+        entry("ev-1", "alice@example.com")
+    )
+    assert disk.waiting.wait(30)
+    with engine.begin() as connection:  # another writer gets the lock meanwhile
+        row = {"id": "other", "type": "test", "received_at": 0.0, "result": "{}"}
+        connection.execute(insert(tables.events), row)
+    assert counted(engine, tables.outbox) == 1
+    assert not answer.done()  # written, not yet known to be on disk
+    disk.through.set()
+    assert answer.result(30).fresh and disk.syncs == 1
+
+
+def test_commits_written_while_a_sync_runs_share_the_next_sync(engine: Engine) -> None:
+    disk = Disk()
+    writer = Committer(engine, Queue(engine), sync=disk.sync)
+    first = writer.submit(entry("ev-1", "alice@example.com"))
+    assert disk.waiting.wait(30)
+    later = [writer.submit(entry(f"ev-{n}", f"r{n}@example.com")) for n in range(2, 6)]
+    deadline = time.monotonic() + 30
+    while counted(engine, tables.outbox) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    disk.through.set()
+    assert all(future.result(30).fresh for future in [first, *later])
+    assert disk.syncs == 2  # the first commit's, then one for the four written meanwhile
+
+
+async def test_a_failed_sync_fails_its_callers_and_a_retry_gets_the_answer(
+    engine: Engine,
+) -> None:
+    disk = Disk(OSError(5, "Input/output error"))
+    disk.through.set()
+    with pytest.raises(OSError, match="Input/output error"):
+        await Committer(engine, Queue(engine), sync=disk.sync).commit(
+            entry("ev-1", "alice@example.com")
+        )
+    again = await committer(engine).commit(entry("ev-1", "alice@example.com"))
+    assert not again.fresh and len(again.emails) == 1
+    assert counted(engine, tables.outbox) == 1
+
+
 async def test_the_same_event_id_twice_in_one_transaction_is_queued_once(
     engine: Engine, held: threading.Event
 ) -> None:

@@ -2,23 +2,25 @@
 that catches a repeated event, the call it remembers or forgets, and its finished messages into
 the outbox. Short by design: nothing is rendered, scaled or sent inside it, and everything it
 writes is worked out before it begins. One writer takes every commit waiting and writes them in
-one transaction (one fsync), a few statements for all of them; when that transaction fails, it
-writes them again one at a time, so that the commit at fault fails alone. Each caller is
-answered once its own commit is durable. Also the reads the deciding side needs of the same
-tables, which take no write lock."""
+one transaction, a few statements for all of them; when that transaction fails, it writes them
+again one at a time, so that the commit at fault fails alone. The write lock is given up before
+the disk is waited for: a second thread syncs once for every commit written meanwhile (one
+fsync), and only then is each caller answered, so none is told before its commit is durable.
+Also the reads the deciding side needs of the same tables, which take no write lock."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import concurrent.futures
+import functools
 import json
 import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,15 +28,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from doormail.mail import OutgoingMessage
 from doormail.outbox import Hold, OutboxItem, Queue
 from doormail.pipeline.flood import Flood, FloodControl
-from doormail.store import parameters, reading, tables
+from doormail.store import durable_later, make_durable, parameters, reading, tables
 
 # A call that rang but never ended is forgotten after this long.
 CALL_MEMORY = 86400.0
 # The most commits written in one transaction: enough to share an fsync among the commits that
 # come in while one is written, few enough to hold the write lock for a millisecond or two.
 MAX_GROUP = 8
-# How long the writer thread waits for more work before it ends (a new one starts on demand).
+# How long the writer and sync threads wait for more work before they end (new ones start on
+# demand).
 WRITER_IDLE = 1.0
+
+T = TypeVar("T")
 
 _events = tables.events.c
 _calls = tables.calls.c
@@ -141,6 +146,44 @@ class Recalled:
 
 
 _Pending = tuple[Entry, "concurrent.futures.Future[Accepted]"]
+# A commit written, not yet known to be on disk: its caller's future and its answer.
+_Written = tuple["concurrent.futures.Future[Accepted]", "Accepted"]
+
+
+class _Batches(Generic[T]):
+    """Work handed to a thread of its own, started on demand, which takes what is waiting in
+    batches (at most `most` at a time) and ends once idle for WRITER_IDLE seconds."""
+
+    def __init__(
+        self, handle: Callable[[list[T]], None], name: str, *, most: int | None = None
+    ) -> None:
+        self._handle = handle
+        self._name = name
+        self._most = most
+        self._waiting: collections.deque[T] = collections.deque()
+        self._more = threading.Condition()
+        self._running = False
+
+    def add(self, items: Sequence[T]) -> None:
+        with self._more:
+            self._waiting.extend(items)
+            if self._running:
+                self._more.notify()
+                return
+            self._running = True
+        threading.Thread(target=self._run, name=self._name, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._more:
+                if not self._waiting:
+                    self._more.wait(WRITER_IDLE)
+                if not self._waiting:
+                    self._running = False
+                    return
+                taken = len(self._waiting) if self._most is None else self._most
+                batch = [self._waiting.popleft() for _ in range(min(taken, len(self._waiting)))]
+            self._handle(batch)
 
 
 class _Plan:
@@ -195,15 +238,15 @@ class Committer:
         observe_lock: Callable[[float], None] | None = None,
         max_group: int = MAX_GROUP,
         clock: Callable[[], float] = time.time,
+        sync: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
         self._queue = queue
         self._observe_lock = observe_lock
-        self._max_group = max_group
         self._clock = clock
-        self._pending: collections.deque[_Pending] = collections.deque()
-        self._more = threading.Condition()
-        self._writing = False
+        self._sync = sync or functools.partial(make_durable, engine)
+        self._writer = _Batches[_Pending](self._write, "doormail-commit", most=max_group)
+        self._syncer = _Batches[_Written](self._answer_durable, "doormail-sync")
         self._event_insert = _event_insert(engine.dialect.name)
         self._flood = FloodControl(queue)
 
@@ -232,35 +275,19 @@ class Committer:
         return await asyncio.shield(asyncio.wrap_future(self.submit(entry)))
 
     def submit(self, entry: Entry) -> concurrent.futures.Future[Accepted]:
-        """Hand `entry` to the writer; the future is done once its commit is."""
+        """Hand `entry` to the writer; the future is done once its commit is on disk."""
         future: concurrent.futures.Future[Accepted] = concurrent.futures.Future()
-        with self._more:
-            self._pending.append((entry, future))
-            if self._writing:
-                self._more.notify()
-            else:
-                self._writing = True
-                threading.Thread(
-                    target=self._write_all, name="doormail-commit", daemon=True
-                ).start()
+        self._writer.add([(entry, future)])
         return future
 
-    def _write_all(self) -> None:
-        """The writer: every group waiting, one transaction each, until idle for a while."""
-        while True:
-            with self._more:
-                if not self._pending:
-                    self._more.wait(WRITER_IDLE)
-                if not self._pending:
-                    self._writing = False
-                    return
-                taken = min(len(self._pending), self._max_group)
-                group = [self._pending.popleft() for _ in range(taken)]
-            self._write([(e, f) for e, f in group if f.set_running_or_notify_cancel()])
-
     def _write(self, group: Sequence[_Pending]) -> None:
-        if not group:
-            return
+        group = [
+            (entry, future) for entry, future in group if future.set_running_or_notify_cancel()
+        ]
+        if group:
+            self._write_group(group)
+
+    def _write_group(self, group: Sequence[_Pending]) -> None:
         try:
             answers, held = self._write_together([entry for entry, _ in group])
         except Exception as error:
@@ -268,18 +295,31 @@ class Committer:
                 group[0][1].set_exception(error)
             else:
                 for pending in group:  # one at a time, so that the commit at fault fails alone
-                    self._write([pending])
+                    self._write_group([pending])
             return
-        for (_, future), answer in zip(group, answers, strict=True):
-            if self._observe_lock is not None:
+        if self._observe_lock is not None:
+            for _ in group:
                 self._observe_lock(held)
+        self._syncer.add(
+            [(future, answer) for (_, future), answer in zip(group, answers, strict=True)]
+        )
+
+    def _answer_durable(self, written: Sequence[_Written]) -> None:
+        """One sync for every commit written since the last, then their answers."""
+        try:
+            self._sync()
+        except Exception as error:
+            for future, _ in written:
+                future.set_exception(error)
+            return
+        for future, answer in written:
             future.set_result(answer)
 
     def _write_together(self, entries: Sequence[Entry]) -> tuple[list[Accepted], float]:
         """`entries` in one transaction: their answers, and how long the write lock was held
         (seconds)."""
         plans = [_Plan(entry) for entry in entries]
-        with self._engine.connect() as connection:
+        with durable_later(self._engine) as connection:
             with connection.begin():  # the write lock (SQLite: BEGIN IMMEDIATE) from here
                 held_from = time.perf_counter()
                 answers = self._write_plans(connection, plans, self._clock())

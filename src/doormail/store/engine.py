@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,9 @@ _READ_ONLY = "doormail_read_only"
 # machine (see `crash_safe`); and what a SQLite connection was last set to.
 _CRASH_SAFE = "doormail_crash_safe"
 _SYNC_NORMAL = "doormail_synchronous_normal"
+# The execution option of a transaction whose writer makes it durable itself, after the write
+# lock is released (see `durable_later`).
+_DURABLE_LATER = "doormail_durable_later"
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -56,6 +61,9 @@ def open_engine(url: str) -> Engine:
             event.listen(engine, "connect", checkpoints.connected)
             event.listen(engine, "commit", checkpoints.committed)
             event.listen(engine, "engine_disposed", checkpoints.stop)
+            if not database.startswith("file:"):
+                wal = _WAL_SYNCS[engine] = _WalSync(Path(f"{database}-wal"))
+                event.listen(engine, "engine_disposed", wal.close)
         writers = _Writers()
         event.listen(engine, "begin", writers.begin)
         event.listen(engine, "commit", writers.end)
@@ -82,6 +90,28 @@ def crash_safe(engine: Engine) -> Connection:
     if connection.dialect.name == "postgresql":
         event.listen(connection, "begin", _asynchronous_commit)
     return connection
+
+
+def durable_later(engine: Engine) -> Connection:
+    """A connection whose commits release the write lock before they reach the disk, for a
+    writer that calls `make_durable` before it tells anyone they are done. On SQLite its commit
+    writes the WAL without the fsync that synchronous=FULL adds at the end of each commit, under
+    the write lock; `make_durable` makes that same fsync afterwards, once for every commit made
+    meanwhile. PostgreSQL has no such lock, and a database named by URI nothing to sync here:
+    their commits wait for the disk as usual."""
+    if engine not in _WAL_SYNCS:
+        return engine.connect()
+    return engine.connect().execution_options(**{_DURABLE_LATER: True})
+
+
+def make_durable(engine: Engine) -> None:
+    """Bring every commit made so far (by `durable_later` connections) to disk: an fsync of
+    SQLite's WAL, as synchronous=FULL makes at each commit. A commit whose frames a checkpoint
+    has copied away since is on disk already (a checkpoint syncs the WAL before it copies and
+    the database after), so a WAL begun again meanwhile covers it too."""
+    wal = _WAL_SYNCS.get(engine)
+    if wal is not None:
+        wal.sync()
 
 
 def parameters(rows: list[dict[str, Any]]) -> list[dict[str, Any]] | dict[str, Any]:
@@ -197,6 +227,58 @@ class _Checkpoints:
             connection.close()
 
 
+class _WalSync:
+    """fdatasync of one database's WAL file, through a descriptor kept open; when the file at
+    the WAL's path is a new one (the last connection closed and SQLite deleted the old), its
+    folder is synced too, since a new file's name is durable only once its folder is (as
+    SQLite does for a WAL it opens). Holding the old file open keeps its inode number from being
+    given to the new one, so a new file is always told apart."""
+
+    def __init__(self, wal: Path) -> None:
+        self._wal = wal
+        self._descriptor: int | None = None
+        self._guard = threading.Lock()
+
+    def sync(self) -> None:
+        with self._guard:
+            try:
+                current = os.stat(self._wal)
+            except FileNotFoundError:
+                return  # the last connection closed: SQLite checkpointed (synced) and deleted it
+            if self._descriptor is None or not os.path.samestat(
+                os.fstat(self._descriptor), current
+            ):
+                self._open()
+            assert self._descriptor is not None
+            _data_sync(self._descriptor)
+
+    def _open(self) -> None:
+        self.close()
+        self._descriptor = os.open(self._wal, os.O_RDONLY)
+        folder = os.open(self._wal.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+    def close(self, _engine: Engine | None = None) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _data_sync(descriptor: int) -> None:
+    # fdatasync where the system has it (what SQLite uses there); fsync elsewhere.
+    getattr(os, "fdatasync", os.fsync)(descriptor)
+
+
+# Each SQLite file engine's WAL sync, for as long as the engine lives.
+_WAL_SYNCS: weakref.WeakKeyDictionary[Engine, _WalSync] = weakref.WeakKeyDictionary()
+
+
 class _Writers:
     """Every transaction but a `reading` one takes SQLite's write lock at BEGIN (BEGIN
     IMMEDIATE), so that two claimers cannot both read a row as due. Within one process the threads first queue on a
@@ -214,7 +296,7 @@ class _Writers:
             connection.exec_driver_sql("BEGIN")
             return
         # Set before BEGIN: the setting belongs to the connection, not to one transaction.
-        normal = bool(options.get(_CRASH_SAFE))
+        normal = bool(options.get(_CRASH_SAFE) or options.get(_DURABLE_LATER))
         if connection.info.get(_SYNC_NORMAL, False) != normal:
             connection.exec_driver_sql(f"PRAGMA synchronous={'NORMAL' if normal else 'FULL'}")
             connection.info[_SYNC_NORMAL] = normal
