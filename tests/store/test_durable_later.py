@@ -38,6 +38,12 @@ def test_other_commits_still_wait_for_the_disk(engine: Engine) -> None:
             assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
 
 
+def _write_event(engine: Engine, event_id: str) -> None:
+    with durable_later(engine) as connection, connection.begin():
+        row = {"id": event_id, "type": "test", "received_at": 0.0, "result": "{}"}
+        connection.execute(insert(tables.events), row)
+
+
 @pytest.fixture
 def synced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
     """Every fdatasync and fsync `make_durable` makes: how, and of which file."""
@@ -64,9 +70,7 @@ def test_make_durable_syncs_the_wal_and_its_folder_once(
     try:
         upgrade(engine)
         for event_id in ("ev-1", "ev-2"):
-            with durable_later(engine) as connection, connection.begin():
-                row = {"id": event_id, "type": "test", "received_at": 0.0, "result": "{}"}
-                connection.execute(insert(tables.events), row)
+            _write_event(engine, event_id)
             make_durable(engine)
     finally:
         engine.dispose()
@@ -107,9 +111,7 @@ def test_a_database_named_by_uri_commits_durably_at_once(
 def test_make_durable_syncs_a_sqlite_file_and_leaves_postgresql_alone(
     engine: Engine, synced: list[tuple[str, Path]]
 ) -> None:
-    with durable_later(engine) as connection, connection.begin():
-        row = {"id": "ev-1", "type": "test", "received_at": 0.0, "result": "{}"}
-        connection.execute(insert(tables.events), row)
+    _write_event(engine, "ev-1")
     make_durable(engine)
     expected = [] if engine.dialect.name == "postgresql" else ["fsync", "fdatasync"]
     assert [how for how, _ in synced] == expected
