@@ -1,12 +1,18 @@
-"""The `doormail` command's configuration and token subcommands."""
+"""The `doormail` command's configuration and token subcommands, and what `serve` and `worker` do
+before they run."""
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+import uvicorn
 from typer.testing import CliRunner
 
+import doormail.cli
 from doormail.accounts import Caller
 from doormail.app import Paths, build_service
 from doormail.cli import cli, parse_listen
@@ -195,3 +201,35 @@ def test_test_email_while_smtp_service_enabled_is_off_says_no_event_mail_will_go
     assert (
         "warning: SMTP Service Enabled is off: no event mail will go out until it is ticked" in said
     )
+
+
+@pytest.fixture
+def freezing() -> Iterator[list[int]]:
+    """How many objects were frozen out of the collector's reach when the service began to
+    run; the test process's own are given back afterwards."""
+    gc.unfreeze()
+    seen: list[int] = []
+    yield seen
+    gc.unfreeze()
+
+
+def test_serve_takes_what_startup_made_out_of_full_collections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, freezing: list[int]
+) -> None:
+    monkeypatch.setattr(uvicorn, "run", lambda *_, **__: freezing.append(gc.get_freeze_count()))
+    data = installed(tmp_path)
+    result = runner.invoke(cli, ["serve", "--data", data, "--listen", "127.0.0.1:8480"])
+    assert result.exit_code == 0, result.output
+    assert freezing and freezing[0] > 10_000
+
+
+def test_the_worker_takes_what_startup_made_out_of_full_collections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, freezing: list[int]
+) -> None:
+    async def until_stopped(_run: object) -> None:
+        freezing.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(doormail.cli, "_until_stopped", until_stopped)
+    result = runner.invoke(cli, ["worker", "--data", installed(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert freezing and freezing[0] > 10_000
