@@ -24,9 +24,6 @@ _READ_ONLY = "doormail_read_only"
 # machine (see `crash_safe`); and what a SQLite connection was last set to.
 _CRASH_SAFE = "doormail_crash_safe"
 _SYNC_NORMAL = "doormail_synchronous_normal"
-# The execution option of a transaction whose writer makes it durable itself, after the write
-# lock is released (see `durable_later`).
-_DURABLE_LATER = "doormail_durable_later"
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -94,14 +91,12 @@ def crash_safe(engine: Engine) -> Connection:
 
 def durable_later(engine: Engine) -> Connection:
     """A connection whose commits release the write lock before they reach the disk, for a
-    writer that calls `make_durable` before it tells anyone they are done. On SQLite its commit
-    writes the WAL without the fsync that synchronous=FULL adds at the end of each commit, under
-    the write lock; `make_durable` makes that same fsync afterwards, once for every commit made
-    meanwhile. PostgreSQL has no such lock, and a database named by URI nothing to sync here:
-    their commits wait for the disk as usual."""
-    if engine not in _WAL_SYNCS:
-        return engine.connect()
-    return engine.connect().execution_options(**{_DURABLE_LATER: True})
+    writer that calls `make_durable` before it tells anyone they are done. On SQLite it is a
+    `crash_safe` one: its commit writes the WAL without the fsync that synchronous=FULL adds at
+    the end of each commit, under the write lock; `make_durable` makes that same fsync
+    afterwards, once for every commit made meanwhile. PostgreSQL has no such lock, and a
+    database named by URI nothing to sync here: their commits wait for the disk as usual."""
+    return crash_safe(engine) if engine in _WAL_SYNCS else engine.connect()
 
 
 def make_durable(engine: Engine) -> None:
@@ -296,7 +291,7 @@ class _Writers:
             connection.exec_driver_sql("BEGIN")
             return
         # Set before BEGIN: the setting belongs to the connection, not to one transaction.
-        normal = bool(options.get(_CRASH_SAFE) or options.get(_DURABLE_LATER))
+        normal = bool(options.get(_CRASH_SAFE))
         if connection.info.get(_SYNC_NORMAL, False) != normal:
             connection.exec_driver_sql(f"PRAGMA synchronous={'NORMAL' if normal else 'FULL'}")
             connection.info[_SYNC_NORMAL] = normal
