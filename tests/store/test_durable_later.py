@@ -5,6 +5,8 @@ afterwards (of the WAL, and of its folder the first time); PostgreSQL commits as
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,17 @@ def test_other_commits_still_wait_for_the_disk(engine: Engine) -> None:
             assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2
 
 
+@contextmanager
+def _migrated(url: str) -> Iterator[Engine]:
+    """An engine on a new, migrated SQLite database at `url`, disposed of afterwards."""
+    engine = open_engine(url)
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def _write_event(engine: Engine, event_id: str) -> None:
     with durable_later(engine) as connection, connection.begin():
         row = {"id": event_id, "type": "test", "received_at": 0.0, "result": "{}"}
@@ -66,14 +79,10 @@ def synced(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
 def test_make_durable_syncs_the_wal_and_its_folder_once(
     tmp_path: Path, synced: list[tuple[str, Path]]
 ) -> None:
-    engine = open_engine(f"sqlite:///{tmp_path / 'doormail.sqlite3'}")
-    try:
-        upgrade(engine)
+    with _migrated(f"sqlite:///{tmp_path / 'doormail.sqlite3'}") as engine:
         for event_id in ("ev-1", "ev-2"):
             _write_event(engine, event_id)
             make_durable(engine)
-    finally:
-        engine.dispose()
     wal = (tmp_path / "doormail.sqlite3-wal").resolve()
     assert synced == [("fsync", wal.parent), ("fdatasync", wal), ("fdatasync", wal)]
 
@@ -98,13 +107,9 @@ def test_a_database_named_by_uri_commits_durably_at_once(
     tmp_path: Path, synced: list[tuple[str, Path]]
 ) -> None:
     # Its file is the URI's business, not a path to sync here: nothing is left to do later.
-    named = open_engine(f"sqlite:///file:{tmp_path / 'doormail.sqlite3'}?uri=true")
-    try:
-        upgrade(named)
+    with _migrated(f"sqlite:///file:{tmp_path / 'doormail.sqlite3'}?uri=true") as named:
         assert _synchronous(named) == "full"
         make_durable(named)
-    finally:
-        named.dispose()
     assert synced == []
 
 
